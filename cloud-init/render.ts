@@ -1,0 +1,193 @@
+/**
+ * The cloud-init renderer: typed input in, `#cloud-config` text out. Pure: no Pulumi, no clock,
+ * no randomness, so the same input always gives byte-identical text.
+ *
+ * cloud-init does only what a fresh server needs once: users, SSH, the host firewall, updates,
+ * sysctl, Docker and the data volume. Everything that changes later is pushed over SSH. The
+ * user data holds no secret: the server (and anything on it that can reach the metadata
+ * service) can read it back at any time.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+
+export interface CloudInitInput {
+  /** Host name of the server, e.g. `shop-prod`. */
+  readonly hostname: string;
+  /** OpenSSH public keys of the admins; they log in as `admin` and may sudo. */
+  readonly adminSshKeys: readonly string[];
+  /** Public half of the program's deploy key; the deploy steps log in as `deploy`. */
+  readonly deployPublicKey: string;
+  /** `tunnel` opens only SSH in the host firewall; `direct` opens 80/443 too. */
+  readonly exposure: "tunnel" | "direct";
+  /** Size of the swap file on the local disk, in MiB. */
+  readonly swapMb: number;
+  /**
+   * Stable device path of the data volume: the Hetzner Volume's `linuxDevice`
+   * (`/dev/disk/by-id/scsi-0HC_Volume_<id>`) in production, the test VM's disk in tests.
+   */
+  readonly volumeDevice: string;
+  /** HH:MM (UTC) at which unattended upgrades may reboot when a patch needs it. */
+  readonly autoRebootTime: string;
+}
+
+/** Users who may log in over SSH; the sshd drop-in lists the same two names. */
+export const ADMIN_USER = "admin";
+export const DEPLOY_USER = "deploy";
+
+const FILES_DIR = join(__dirname, "files");
+
+/** A static file shipped with the renderer, by its name under `cloud-init/files/`. */
+export function staticFile(name: string): string {
+  return readFileSync(join(FILES_DIR, name), "utf8");
+}
+
+/** Docker's daemon settings: rotated logs, containers that survive a daemon restart. */
+export function dockerDaemonConfig(): Record<string, unknown> {
+  return {
+    "log-driver": "local",
+    "log-opts": { "max-size": "20m", "max-file": "5" },
+    "live-restore": true,
+    "userland-proxy": false,
+    "no-new-privileges": true,
+    "default-ulimits": { nofile: { Name: "nofile", Soft: 65536, Hard: 65536 } },
+  };
+}
+
+/** Unattended upgrades: security updates daily, a reboot in the maintenance window when needed. */
+export function unattendedUpgradesLocal(rebootTime: string): string {
+  if (!/^([01]\d|2[0-3]):[0-5]\d$/.test(rebootTime)) {
+    throw new Error(`autoRebootTime must be HH:MM, got ${JSON.stringify(rebootTime)}`);
+  }
+  return [
+    "// Installed by cloud-init as /etc/apt/apt.conf.d/52unattended-upgrades-local.",
+    "// Debian's 50unattended-upgrades already limits upgrades to the security archive; this adds",
+    "// the reboot window and the clean-up.",
+    'Unattended-Upgrade::Automatic-Reboot "true";',
+    'Unattended-Upgrade::Automatic-Reboot-WithUsers "true";',
+    `Unattended-Upgrade::Automatic-Reboot-Time "${rebootTime}";`,
+    'Unattended-Upgrade::Remove-Unused-Kernel-Packages "true";',
+    'Unattended-Upgrade::Remove-Unused-Dependencies "true";',
+    'Unattended-Upgrade::SyslogEnable "true";',
+    "",
+  ].join("\n");
+}
+
+/** The ports the host firewall opens in each exposure mode. */
+export function hostFirewallPorts(exposure: CloudInitInput["exposure"]): string[] {
+  return exposure === "direct" ? ["22/tcp", "80/tcp", "443/tcp", "443/udp"] : ["22/tcp"];
+}
+
+/** Packages installed at first boot, all from Debian 13's own archive. */
+export const PACKAGES = [
+  "docker.io",
+  "docker-compose",
+  "ufw",
+  "nftables",
+  "fail2ban",
+  "python3-systemd",
+  "unattended-upgrades",
+  "apt-listchanges",
+  "e2fsprogs",
+  "ca-certificates",
+  "curl",
+  "jq",
+] as const;
+
+/** Render the `#cloud-config` user data for one server. */
+export function renderCloudInit(input: CloudInitInput): string {
+  if (input.adminSshKeys.length === 0) throw new Error("renderCloudInit: at least one admin SSH key is needed");
+  if (!input.volumeDevice.startsWith("/dev/")) {
+    throw new Error(`renderCloudInit: volumeDevice must be a /dev path, got ${JSON.stringify(input.volumeDevice)}`);
+  }
+
+  const file = (path: string, content: string, permissions = "0644") => ({
+    path,
+    owner: "root:root",
+    permissions,
+    content,
+  });
+
+  const config = {
+    hostname: input.hostname,
+    manage_etc_hosts: true,
+    timezone: "Etc/UTC",
+    locale: "C.UTF-8",
+
+    // Docker's group exists before the package does, so the deploy user can join it at creation.
+    groups: ["docker"],
+    users: [
+      {
+        name: ADMIN_USER,
+        gecos: "Administrator",
+        shell: "/bin/bash",
+        groups: ["sudo", "adm", "systemd-journal"],
+        // No password exists, so sudo cannot ask for one; SSH keys are the only way in.
+        sudo: "ALL=(ALL) NOPASSWD:ALL",
+        lock_passwd: true,
+        ssh_authorized_keys: [...input.adminSshKeys],
+      },
+      {
+        name: DEPLOY_USER,
+        gecos: "Deploy steps run by Pulumi",
+        shell: "/bin/bash",
+        groups: ["docker", "systemd-journal"],
+        // The docker group is root-equivalent already; sudo lets the deploy steps install
+        // systemd units (backups) without a second account.
+        sudo: "ALL=(ALL) NOPASSWD:ALL",
+        lock_passwd: true,
+        ssh_authorized_keys: [input.deployPublicKey],
+      },
+    ],
+    disable_root: true,
+    ssh_pwauth: false,
+    ssh_deletekeys: true,
+    ssh_genkeytypes: ["ed25519", "rsa"],
+
+    swap: {
+      filename: "/swapfile",
+      size: input.swapMb * 1024 * 1024,
+      maxsize: input.swapMb * 1024 * 1024,
+    },
+
+    package_update: true,
+    package_upgrade: true,
+    package_reboot_if_required: false,
+    packages: [...PACKAGES],
+
+    // write_files runs before packages are installed: sshd, Docker, fail2ban and apt find their
+    // configuration in place when they first start.
+    write_files: [
+      file("/etc/ssh/sshd_config.d/10-hardening.conf", staticFile("sshd-hardening.conf")),
+      file("/etc/sysctl.d/90-hardening.conf", staticFile("sysctl-hardening.conf")),
+      file("/etc/fail2ban/jail.d/sshd.local", staticFile("fail2ban-sshd.local")),
+      file("/etc/systemd/journald.conf.d/10-size.conf", staticFile("journald-size.conf")),
+      file("/etc/apt/apt.conf.d/20auto-upgrades", staticFile("20auto-upgrades")),
+      file("/etc/apt/apt.conf.d/52unattended-upgrades-local", unattendedUpgradesLocal(input.autoRebootTime)),
+      file("/etc/docker/daemon.json", `${JSON.stringify(dockerDaemonConfig(), null, 2)}\n`),
+      file("/etc/systemd/system/docker.service.d/10-data-volume.conf", staticFile("docker-data-volume.conf")),
+      file("/etc/systemd/system/data-volume@.service", staticFile("data-volume@.service")),
+      file("/usr/local/sbin/data-volume-mount", staticFile("data-volume-mount.sh"), "0755"),
+      file("/usr/local/sbin/data-volume-enable", staticFile("data-volume-enable.sh"), "0755"),
+    ],
+
+    // Commands as argument lists: cloud-init runs them without a shell, so no quoting matters.
+    runcmd: [
+      ["/usr/local/sbin/data-volume-enable", input.volumeDevice],
+      ["sysctl", "--system"],
+      ["systemctl", "restart", "systemd-journald"],
+      ["ufw", "default", "deny", "incoming"],
+      ["ufw", "default", "allow", "outgoing"],
+      ...hostFirewallPorts(input.exposure).map((port) => ["ufw", "allow", port]),
+      ["ufw", "--force", "enable"],
+      ["systemctl", "enable", "--now", "fail2ban"],
+      ["systemctl", "enable", "--now", "unattended-upgrades"],
+      ["sshd", "-t"],
+      ["systemctl", "restart", "ssh"],
+    ],
+
+    final_message: "cloud-init finished after $UPTIME s: server hardened, data volume enabled",
+  };
+
+  return `#cloud-config\n${stringify(config, { lineWidth: 0 })}`;
+}

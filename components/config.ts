@@ -1,0 +1,326 @@
+/**
+ * Stack config: read once, validated once, resolved into a plain typed object.
+ *
+ * Every key a stack sets is declared here, in one zod schema, with its default; `Pulumi.yaml`
+ * declares the same keys for the CLI (a test keeps the two in step). Nothing downstream reads
+ * `pulumi.Config` again. A bad config fails before any resource is registered, with every problem
+ * of the config in one message that names the key, the bad value and what is allowed.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as ipaddr from "ipaddr.js";
+import * as sshpk from "sshpk";
+import { z } from "zod";
+import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "./tiers";
+
+/** The Pulumi project name, which is also the config namespace (`webstack:tier`). */
+export const PROJECT = "webstack";
+
+/** Where the Hetzner Volume is mounted; every piece of state lives below it. */
+export const DATA_MOUNT_POINT = "/srv/data";
+
+const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+/** Hetzner label keys/values: at most 63 characters of [a-zA-Z0-9._-], alphanumeric at both ends. */
+const HETZNER_LABEL_VALUE = /^([a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?)?$/;
+const HETZNER_LABEL_KEY = /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[a-zA-Z0-9]([a-zA-Z0-9._-]{0,61}[a-zA-Z0-9])?$/;
+/** Labels this program sets itself; users may not override them. */
+const RESERVED_LABELS = ["app", "stack", "managed-by"];
+const MIN_RSA_BITS = 3072;
+
+const tierList = TIER_NAMES.map((t) => `${t} (${TIERS[t].serverType})`).join(", ");
+
+const tierSchema = z.string().superRefine((value, ctx) => {
+  if ((TIER_NAMES as readonly string[]).includes(value)) return;
+  const cax = TIER_NAMES.find((t) => TIERS[t].serverType === value);
+  const hint = X86_SERVER_TYPE.test(value)
+    ? `"${value}" is an x86 server type; this stack runs on ARM64 (CAX) servers. `
+    : cax
+      ? `"${value}" is the server type of tier "${cax}": set the tier name. `
+      : "";
+  ctx.addIssue({ code: "custom", message: `${hint}allowed tiers: ${tierList}` });
+});
+
+const sshKeySchema = z.string().superRefine((value, ctx) => {
+  const problem = sshPublicKeyProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const cidrSchema = z.string().superRefine((value, ctx) => {
+  const problem = cidrProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+const labelSchema = z.string().superRefine((value, ctx) => {
+  const problem = labelProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/** The stack config schema. Keys are the config keys without the `webstack:` namespace. */
+export const stackConfigSchema = z
+  .strictObject({
+    /** Short lowercase name of the app, used in resource names, labels and bucket names. */
+    appName: z.string().regex(/^[a-z][a-z0-9-]{1,28}[a-z0-9]$/, {
+      message: "must be 3-30 characters of lowercase letters, digits and '-', starting with a letter",
+    }),
+    /** The Cloudflare zone the stack's hostnames live in, e.g. `example.com`. */
+    domain: z.string().regex(HOSTNAME, { message: "must be a DNS domain such as example.com" }),
+    /** Every hostname the stack serves; each must be the domain or inside it. */
+    hostnames: z
+      .array(z.string().regex(HOSTNAME, { message: "must be a lowercase DNS hostname" }))
+      .min(1, { message: "must list at least one hostname" }),
+    /** Size of the server and the memory budgets: small | medium | large | xlarge. */
+    tier: tierSchema.default("small"),
+    /** Hetzner location; ARM64 servers exist only in fsn1, nbg1 and hel1. */
+    location: z.string().default("fsn1"),
+    /** Hetzner image. The hardening is built and tested for Debian 13. */
+    image: z.literal("debian-13", { message: 'must be "debian-13" (the hardening targets it)' }).default("debian-13"),
+    /** OpenSSH public keys of the admins (ssh-ed25519, ecdsa, or ssh-rsa of 3072+ bits). */
+    adminSshKeys: z.array(sshKeySchema).min(1, { message: "must list at least one public key" }),
+    /** Networks (CIDR) allowed to reach SSH through the Hetzner firewall. */
+    sshAllowedCidrs: z.array(cidrSchema).min(1, { message: "must list at least one network" }),
+    /** Size of the Hetzner Volume holding all state, in GB (10 to 10240). */
+    volumeSizeGb: z.int({ message: "must be a whole number of GB" }).min(10).max(10240).default(20),
+    /** Hetzner's own daily server backups (+20% of the server price). */
+    hetznerBackups: z.boolean().default(false),
+    /** `tunnel`: nothing but SSH open, web traffic through Cloudflare Tunnel; `direct`: 80/443 open too. */
+    exposure: z.enum(["tunnel", "direct"]).default("tunnel"),
+    /** Extra Hetzner labels as `key=value`. */
+    labels: z.array(labelSchema).default([]),
+    /** Time (UTC, HH:MM) at which unattended upgrades may reboot the server when a patch needs it. */
+    autoRebootTime: z
+      .string()
+      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: "must be a 24-hour time HH:MM (UTC)" })
+      .default("03:30"),
+  })
+  .superRefine((c, ctx) => {
+    if (!(HETZNER_LOCATIONS as readonly string[]).includes(c.location)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["location"],
+        message: `unknown Hetzner location; allowed: ${ARM_LOCATIONS.join(", ")}`,
+      });
+    } else if (!(ARM_LOCATIONS as readonly string[]).includes(c.location)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["location"],
+        message: `has no ARM64 (CAX) servers; allowed: ${ARM_LOCATIONS.join(", ")}`,
+      });
+    }
+    c.hostnames.forEach((host, i) => {
+      if (host !== c.domain && !host.endsWith(`.${c.domain}`)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["hostnames", i],
+          message: `is outside the domain "${c.domain}"; hostnames must be ${c.domain} or end in .${c.domain}`,
+        });
+      }
+      if (c.hostnames.indexOf(host) !== i) {
+        ctx.addIssue({ code: "custom", path: ["hostnames", i], message: "is listed twice" });
+      }
+    });
+    c.labels.forEach((label, i) => {
+      const key = label.split("=")[0];
+      if (RESERVED_LABELS.includes(key)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["labels", i],
+          message: `the label key "${key}" is set by the program; reserved: ${RESERVED_LABELS.join(", ")}`,
+        });
+      }
+    });
+  });
+
+export type StackConfigInput = z.input<typeof stackConfigSchema>;
+type ParsedConfig = z.output<typeof stackConfigSchema>;
+
+/** The resolved config every component receives. */
+export interface StackConfig extends Omit<ParsedConfig, "tier" | "labels"> {
+  readonly stack: string;
+  readonly tier: Tier;
+  /** Hetzner labels: the user's plus app/stack/managed-by. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** `<app>-<stack>`, the prefix of every resource name. */
+  readonly prefix: string;
+}
+
+/** Every problem of one config, gathered into one error. */
+export class ConfigError extends Error {
+  constructor(
+    readonly stack: string,
+    readonly problems: readonly string[],
+  ) {
+    super(
+      `Invalid config for stack "${stack}" (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
+        problems.map((p) => `  - ${p}`).join("\n"),
+    );
+    this.name = "ConfigError";
+  }
+}
+
+/** The config keys, in declaration order. */
+export const CONFIG_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackConfigInput)[];
+
+/**
+ * Validate raw config values (as the stack file holds them, keyed without namespace) and resolve
+ * the tier. Throws a ConfigError listing every problem.
+ */
+export function resolveConfig(stack: string, raw: Record<string, unknown>): StackConfig {
+  const problems: string[] = [];
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(stack)) {
+    problems.push(
+      `stack name "${stack}": must be 1-20 characters of lowercase letters, digits and '-' (it goes into resource and bucket names)`,
+    );
+  }
+  const result = stackConfigSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(describeIssue(issue, raw));
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems);
+
+  const parsed = result.data;
+  const userLabels = Object.fromEntries(
+    parsed.labels.map((l) => {
+      const at = l.indexOf("=");
+      return [l.slice(0, at), l.slice(at + 1)];
+    }),
+  );
+  return {
+    ...parsed,
+    stack,
+    tier: TIERS[parsed.tier as keyof typeof TIERS],
+    prefix: `${parsed.appName}-${stack}`,
+    labels: { ...userLabels, app: parsed.appName, stack, "managed-by": "pulumi" },
+  };
+}
+
+function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): string {
+  if (issue.code === "unrecognized_keys") {
+    return issue.keys
+      .map((k) => {
+        const near = CONFIG_KEYS.find(
+          (known) => known.toLowerCase() === k.toLowerCase() || editDistance(known, k) <= 2,
+        );
+        return `${PROJECT}:${k}: unknown key${near ? ` (did you mean ${PROJECT}:${near}?)` : ""}; known keys: ${CONFIG_KEYS.join(", ")}`;
+      })
+      .join("\n  - ");
+  }
+  const key =
+    issue.path.length === 0
+      ? "(config)"
+      : issue.path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
+  const value = valueAt(raw, issue.path);
+  let message = issue.message;
+  if (issue.code === "invalid_type" && value === undefined) message = "is required";
+  else if (issue.code === "too_small" && issue.origin === "number") message = `must be at least ${issue.minimum}`;
+  else if (issue.code === "too_big" && issue.origin === "number") message = `must be at most ${issue.maximum}`;
+  else if (issue.code === "invalid_value") message = `must be one of: ${issue.values.map(String).join(", ")}`;
+  else if (issue.code === "invalid_type") message = `must be ${article(issue.expected)}`;
+  const shown = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
+  return `${PROJECT}:${key}${shown}: ${message}`;
+}
+
+function article(expected: string): string {
+  return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const p of path) {
+    if (v === null || typeof v !== "object") return undefined;
+    v = (v as Record<PropertyKey, unknown>)[p];
+  }
+  return v;
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++)
+    for (let j = 1; j <= b.length; j++)
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+  return d[a.length][b.length];
+}
+
+/** Why an OpenSSH public key line is unusable, or undefined when it is fine. */
+export function sshPublicKeyProblem(line: string): string | undefined {
+  const allowed =
+    "allowed: ssh-ed25519, ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com, or ssh-rsa of 3072+ bits, one key per entry";
+  if (/PRIVATE KEY/.test(line)) return `is a private key; give the .pub file's line instead (${allowed})`;
+  if (line.trim().split("\n").length > 1) return `holds more than one line; ${allowed}`;
+  let key: sshpk.Key;
+  try {
+    key = sshpk.parseKey(line.trim(), "ssh");
+  } catch {
+    return `is not an OpenSSH public key line; ${allowed}`;
+  }
+  if (key.type === "dsa") return `DSA keys are refused by modern OpenSSH; ${allowed}`;
+  if (key.type === "rsa" && key.size < MIN_RSA_BITS)
+    return `is a ${key.size}-bit RSA key; RSA keys need ${MIN_RSA_BITS}+ bits`;
+  return undefined;
+}
+
+/** Why a CIDR is unusable in a Hetzner firewall rule, or undefined when it is fine. */
+export function cidrProblem(cidr: string): string | undefined {
+  const allowed = "an IPv4 or IPv6 network in CIDR form, e.g. 203.0.113.0/24 or 2001:db8::/48";
+  if (!cidr.includes("/")) return `has no prefix length; ${allowed} (a single host is 203.0.113.7/32)`;
+  let parsed: [ipaddr.IPv4 | ipaddr.IPv6, number];
+  try {
+    parsed = ipaddr.parseCIDR(cidr);
+  } catch {
+    return `is not ${allowed}`;
+  }
+  const [addr, bits] = parsed;
+  const network =
+    addr.kind() === "ipv4"
+      ? ipaddr.IPv4.networkAddressFromCIDR(cidr).toString()
+      : ipaddr.IPv6.networkAddressFromCIDR(cidr).toString();
+  if (network !== addr.toString()) {
+    return `has host bits set; the network is ${network}/${bits}`;
+  }
+  return undefined;
+}
+
+function labelProblem(label: string): string | undefined {
+  const at = label.indexOf("=");
+  if (at <= 0) return 'must be "key=value"';
+  const key = label.slice(0, at);
+  const value = label.slice(at + 1);
+  if (!HETZNER_LABEL_KEY.test(key))
+    return `label key "${key}" is not a valid Hetzner label key (letters, digits, '.', '_', '-'; at most 63 characters)`;
+  if (!HETZNER_LABEL_VALUE.test(value))
+    return `label value "${value}" is not a valid Hetzner label value (letters, digits, '.', '_', '-'; at most 63 characters)`;
+  return undefined;
+}
+
+/**
+ * Read the stack's raw config values from Pulumi config. Values that Pulumi holds as strings
+ * (numbers, booleans, lists set with `--path` or in YAML) are decoded from JSON where they parse;
+ * the schema then judges them. Unknown keys in the project namespace are kept, so the schema can
+ * name them.
+ */
+export function rawConfigFromPulumi(all: Record<string, string>): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  const prefix = `${PROJECT}:`;
+  for (const [fullKey, text] of Object.entries(all)) {
+    if (!fullKey.startsWith(prefix)) continue;
+    const key = fullKey.slice(prefix.length);
+    raw[key] = decode(text);
+  }
+  return raw;
+}
+
+function decode(text: string): unknown {
+  const t = text.trim();
+  if (/^[[{]/.test(t) || /^(true|false|-?\d+(\.\d+)?)$/.test(t)) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}
+
+/** Read and resolve the current stack's config from the Pulumi engine (the CLI or the mocks). */
+export function loadStackConfig(): StackConfig {
+  return resolveConfig(pulumi.getStack(), rawConfigFromPulumi(pulumi.runtime.allConfig()));
+}

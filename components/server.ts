@@ -1,0 +1,270 @@
+/**
+ * The Hetzner server: one ARM64 (CAX) machine, hardened from its first boot by cloud-init, with
+ * all state on a protected Hetzner Volume and primary IPs that outlive the server.
+ *
+ * Cost: the server type's monthly price, €0.50 for the IPv4 address, the volume per GB, and 20% of
+ * the server price when Hetzner backups are on (see `pricing.ts`).
+ */
+import * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+import { ADMIN_USER, renderCloudInit } from "../cloud-init/render";
+import { DATA_MOUNT_POINT } from "./config";
+import { estimateMonthlyCost } from "./pricing";
+import type { Tier } from "./tiers";
+
+export interface ServerArgs {
+  /**
+   * Prefix of every resource name and the server's host name, `<app>-<stack>`.
+   * @example "shop-prod"
+   */
+  prefix: string;
+  /** The resolved tier: server type, swap size. */
+  tier: Tier;
+  /**
+   * Hetzner location; ARM64 exists in fsn1, nbg1 and hel1.
+   * @default "fsn1"
+   */
+  location: string;
+  /**
+   * Hetzner image name.
+   * @default "debian-13"
+   */
+  image: string;
+  /** OpenSSH public keys of the admins. They log in as `admin`; root login is off. */
+  adminSshKeys: readonly string[];
+  /**
+   * Networks allowed to reach SSH through the Hetzner firewall.
+   * @example ["203.0.113.0/24", "2001:db8::/48"]
+   */
+  sshAllowedCidrs: readonly string[];
+  /**
+   * Size of the data volume in GB.
+   * @default 20
+   */
+  volumeSizeGb: number;
+  /**
+   * Hetzner's own daily backups of the server disk (the volume is backed up by the backup job).
+   * @default false
+   */
+  hetznerBackups: boolean;
+  /**
+   * `tunnel`: the firewall opens SSH only; `direct`: 80/443 too.
+   * @default "tunnel"
+   */
+  exposure: "tunnel" | "direct";
+  /**
+   * When unattended upgrades may reboot (HH:MM UTC).
+   * @default "03:30"
+   */
+  autoRebootTime: string;
+  /** Labels on every Hetzner resource. */
+  labels: Readonly<Record<string, string>>;
+}
+
+export class Server extends pulumi.ComponentResource {
+  /** Primary IPv4 address of the server. */
+  readonly ipv4: pulumi.Output<string>;
+  /** Primary IPv6 address of the server (the first address of its /64). */
+  readonly ipv6: pulumi.Output<string>;
+  /** Hetzner's numeric server id. */
+  readonly serverId: pulumi.Output<number>;
+  /** The data volume's stable device path on the server. */
+  readonly volumeDevice: pulumi.Output<string>;
+  /** Where the data volume is mounted. */
+  readonly volumeMountPoint: string;
+  /** Command an admin runs to log in. */
+  readonly sshCommand: pulumi.Output<string>;
+  /** Private half of the deploy key (OpenSSH format), for the SSH-driven deploy steps. Secret. */
+  readonly deployPrivateKey: pulumi.Output<string>;
+  /** Public half of the deploy key. */
+  readonly deployPublicKey: pulumi.Output<string>;
+  /** Monthly cost of the resources this component creates, in EUR. */
+  readonly monthlyCostEur: number;
+  /** The resources later components depend on (the deploy steps wait for both). */
+  readonly server: hcloud.Server;
+  readonly volume: hcloud.Volume;
+  readonly volumeAttachment: hcloud.VolumeAttachment;
+
+  constructor(name: string, args: ServerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vps:server:Server", name, {}, opts);
+    const parent = { parent: this };
+    const labels = { ...args.labels };
+
+    const adminKeys = createAdminKeys();
+    const deployKey = new tls.PrivateKey(`${name}-deploy-key`, { algorithm: "ED25519" }, parent);
+    const firewall = createFirewall();
+    const { ipv4, ipv6 } = createPrimaryIps();
+    const volume = createVolume();
+    const server = createServer();
+    const attachment = new hcloud.VolumeAttachment(
+      `${name}-volume-attachment`,
+      { serverId: toNumber(server.id), volumeId: toNumber(volume.id), automount: false },
+      { ...parent, protect: false },
+    );
+
+    this.server = server;
+    this.volume = volume;
+    this.volumeAttachment = attachment;
+    this.serverId = toNumber(server.id);
+    this.ipv4 = ipv4.ipAddress;
+    this.ipv6 = server.ipv6Address;
+    this.volumeDevice = volume.linuxDevice;
+    this.volumeMountPoint = DATA_MOUNT_POINT;
+    this.sshCommand = pulumi.interpolate`ssh ${ADMIN_USER}@${ipv4.ipAddress}`;
+    this.deployPrivateKey = pulumi.secret(deployKey.privateKeyOpenssh);
+    this.deployPublicKey = deployKey.publicKeyOpenssh;
+    this.monthlyCostEur = estimateMonthlyCost(args).totalEur;
+
+    this.registerOutputs({
+      ipv4: this.ipv4,
+      ipv6: this.ipv6,
+      serverId: this.serverId,
+      volumeDevice: this.volumeDevice,
+      volumeMountPoint: this.volumeMountPoint,
+      sshCommand: this.sshCommand,
+      deployPublicKey: this.deployPublicKey,
+      deployPrivateKey: this.deployPrivateKey,
+      monthlyCostEur: this.monthlyCostEur,
+    });
+
+    function createAdminKeys(): hcloud.SshKey[] {
+      // Hetzner puts these keys on root, whose login sshd refuses; registering them still matters:
+      // a server created without SSH keys gets a root password mailed in plaintext.
+      return args.adminSshKeys.map(
+        (publicKey, i) =>
+          new hcloud.SshKey(`${name}-admin-key-${i}`, { name: `${args.prefix}-admin-${i}`, publicKey, labels }, parent),
+      );
+    }
+
+    function createFirewall(): hcloud.Firewall {
+      return new hcloud.Firewall(
+        `${name}-firewall`,
+        { name: args.prefix, labels, rules: firewallRules(args.exposure, args.sshAllowedCidrs) },
+        parent,
+      );
+    }
+
+    function createPrimaryIps() {
+      // Primary IPs are separate resources with autoDelete off, so a replaced server keeps its
+      // addresses (and the DNS records and allow-lists that name them stay right).
+      const primaryIp = (type: "ipv4" | "ipv6") =>
+        new hcloud.PrimaryIp(
+          `${name}-${type}`,
+          {
+            name: `${args.prefix}-${type}`,
+            type,
+            location: args.location,
+            assigneeType: "server",
+            autoDelete: false,
+            labels,
+          },
+          parent,
+        );
+      return { ipv4: primaryIp("ipv4"), ipv6: primaryIp("ipv6") };
+    }
+
+    function createVolume(): hcloud.Volume {
+      return new hcloud.Volume(
+        `${name}-data`,
+        {
+          name: `${args.prefix}-data`,
+          size: args.volumeSizeGb,
+          location: args.location,
+          format: "ext4",
+          automount: false,
+          deleteProtection: true,
+          labels,
+        },
+        // The volume holds every byte of state: Pulumi refuses to delete or replace it.
+        { ...parent, protect: true },
+      );
+    }
+
+    function createServer(): hcloud.Server {
+      const userData = pulumi
+        .all([deployKey.publicKeyOpenssh, volume.linuxDevice])
+        .apply(([deployPublicKey, volumeDevice]) =>
+          renderCloudInit({
+            hostname: args.prefix,
+            adminSshKeys: args.adminSshKeys,
+            deployPublicKey: deployPublicKey.trim(),
+            exposure: args.exposure,
+            swapMb: args.tier.swapMb,
+            volumeDevice,
+            autoRebootTime: args.autoRebootTime,
+          }),
+        );
+      return new hcloud.Server(
+        `${name}-server`,
+        {
+          name: args.prefix,
+          serverType: args.tier.serverType,
+          image: args.image,
+          location: args.location,
+          sshKeys: adminKeys.map((k) => k.id),
+          firewallIds: [toNumber(firewall.id)],
+          userData,
+          publicNets: [{ ipv4Enabled: true, ipv4: toNumber(ipv4.id), ipv6Enabled: true, ipv6: toNumber(ipv6.id) }],
+          labels,
+          backups: args.hetznerBackups,
+          // keepDisk: a tier change resizes CPU and RAM but keeps the disk, so the change can be
+          // undone (Hetzner cannot shrink a grown disk).
+          keepDisk: true,
+          shutdownBeforeDeletion: true,
+          deleteProtection: true,
+          rebuildProtection: true,
+        },
+        {
+          ...parent,
+          protect: true,
+          // Editing cloud-init, the image or the admin keys must never replace a running server:
+          // later changes are pushed over SSH.
+          ignoreChanges: ["userData", "image", "sshKeys"],
+        },
+      );
+    }
+  }
+}
+
+export interface FirewallRuleSpec {
+  direction: "in";
+  protocol: "tcp" | "udp" | "icmp";
+  port?: string;
+  sourceIps: string[];
+  description: string;
+}
+
+const ANYWHERE = ["0.0.0.0/0", "::/0"];
+
+/** The Hetzner firewall rules of one exposure mode: SSH from the admin networks, ICMP, and web ports only when direct. */
+export function firewallRules(exposure: "tunnel" | "direct", sshAllowedCidrs: readonly string[]): FirewallRuleSpec[] {
+  const rules: FirewallRuleSpec[] = [
+    {
+      direction: "in",
+      protocol: "tcp",
+      port: "22",
+      sourceIps: [...sshAllowedCidrs],
+      description: "SSH from admin networks",
+    },
+    { direction: "in", protocol: "icmp", sourceIps: ANYWHERE, description: "ICMP (ping, path MTU discovery)" },
+  ];
+  if (exposure === "direct") {
+    rules.push(
+      {
+        direction: "in",
+        protocol: "tcp",
+        port: "80",
+        sourceIps: ANYWHERE,
+        description: "HTTP (redirects to HTTPS, ACME)",
+      },
+      { direction: "in", protocol: "tcp", port: "443", sourceIps: ANYWHERE, description: "HTTPS" },
+      { direction: "in", protocol: "udp", port: "443", sourceIps: ANYWHERE, description: "HTTP/3" },
+    );
+  }
+  return rules;
+}
+
+function toNumber(id: pulumi.Input<string>): pulumi.Output<number> {
+  return pulumi.output(id).apply((v) => Number.parseInt(v, 10));
+}

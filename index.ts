@@ -1,0 +1,34 @@
+/**
+ * The program `pulumi up` runs: config → components → stack outputs. Nothing else lives here.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { loadStackConfig } from "./components/config";
+import { estimateMonthlyCost } from "./components/pricing";
+import { Server } from "./components/server";
+
+const config = loadStackConfig();
+
+const server = new Server(config.prefix, {
+  prefix: config.prefix,
+  tier: config.tier,
+  location: config.location,
+  image: config.image,
+  adminSshKeys: config.adminSshKeys,
+  sshAllowedCidrs: config.sshAllowedCidrs,
+  volumeSizeGb: config.volumeSizeGb,
+  hetznerBackups: config.hetznerBackups,
+  exposure: config.exposure,
+  autoRebootTime: config.autoRebootTime,
+  labels: config.labels,
+});
+
+const cost = estimateMonthlyCost(config);
+
+export const ipv4 = server.ipv4;
+export const ipv6 = server.ipv6;
+export const sshCommand = server.sshCommand;
+export const volumeMountPoint = server.volumeMountPoint;
+export const tier = { name: config.tier.name, serverType: config.tier.serverType };
+export const monthlyCostEstimate = cost;
+/** For `pulumi stack output --show-secrets deployPrivateKey` when an operator must act as `deploy`. */
+export const deployPrivateKey = pulumi.secret(server.deployPrivateKey);

@@ -1,0 +1,261 @@
+/**
+ * Runs the real program (`index.ts`) under Pulumi runtime mocks: no CLI, no credentials, no
+ * network. Used by the offline plan (`npm run plan`) and by the resource-graph tests.
+ *
+ * The mocks stand in for the providers: every resource gets a stable stand-in id (numeric, as
+ * hcloud's are) and the outputs the program reads (IPs, the volume's device path, the deploy key).
+ * The mock monitor is wrapped so each registration is recorded with its parent and options
+ * (protect, ignoreChanges, dependsOn), which `setMocks` alone does not expose.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse } from "yaml";
+import { PROJECT } from "../components/config";
+
+// Internal SDK modules: the mock monitor and the settings that hold it. Typed by hand below.
+// biome-ignore lint/suspicious/noExplicitAny: untyped internals of @pulumi/pulumi
+const settings: any = require("@pulumi/pulumi/runtime/settings");
+
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e";
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+
+export const SECRET_MASK = "[secret]";
+export const PROJECT_ROOT = join(__dirname, "..");
+
+/** A stand-in ED25519 public key for the program's deploy key (a fixed value keeps plans stable). */
+export const STAND_IN_DEPLOY_PUBLIC_KEY =
+  "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKm1gnGkYlq7U3WBuF1dOmqHdaJDlhJyTrDeyFk1s2Ck";
+
+export interface RecordedResource {
+  type: string;
+  name: string;
+  /** `type::name` of the parent, or undefined for the stack's direct children. */
+  parent?: string;
+  urn: string;
+  custom: boolean;
+  /** Inputs with every secret value replaced by "[secret]". */
+  inputs: Record<string, unknown>;
+  /** Inputs exactly as the engine received them (secret values in the clear): tests only. */
+  rawInputs: Record<string, unknown>;
+  /** Paths (top-level keys) of inputs that hold a secret. */
+  secretInputs: string[];
+  options: {
+    protect: boolean;
+    ignoreChanges: string[];
+    dependsOn: string[];
+    deleteBeforeReplace: boolean;
+    retainOnDelete: boolean;
+    additionalSecretOutputs: string[];
+  };
+}
+
+export interface ProgramRun {
+  stack: string;
+  resources: RecordedResource[];
+  /** Stack outputs, resolved, with secret ones replaced by "[secret]". */
+  outputs: Record<string, unknown>;
+  /** Names of the stack outputs that are secret. */
+  secretOutputs: string[];
+  /** The module exports of index.ts, as Outputs. */
+  exports: Record<string, unknown>;
+}
+
+/** Config as the Pulumi CLI hands it to the program: `project:key` → string, plus the secret keys. */
+export interface EngineConfig {
+  values: Record<string, string>;
+  secretKeys: string[];
+}
+
+/**
+ * Read `Pulumi.<stack>.yaml` as the CLI would: scalars as strings, lists and maps as JSON, and
+ * `secure:` values (which only the CLI can decrypt) replaced by a stand-in marked secret.
+ */
+export function readStackFile(stack: string, root = PROJECT_ROOT): EngineConfig {
+  const path = join(root, `Pulumi.${stack}.yaml`);
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    throw new Error(`no stack file ${path}; stacks here: prod, staging`);
+  }
+  const doc = (parse(text) ?? {}) as { config?: Record<string, unknown> };
+  return engineConfig(doc.config ?? {});
+}
+
+/** Turn a stack file's `config:` map into what the engine passes to the program. */
+export function engineConfig(config: Record<string, unknown>): EngineConfig {
+  const values: Record<string, string> = {};
+  const secretKeys: string[] = [];
+  for (const [key, value] of Object.entries(config)) {
+    const full = key.includes(":") ? key : `${PROJECT}:${key}`;
+    if (isSecure(value)) {
+      values[full] = `stand-in-secret-for-${full.replace(/[^a-zA-Z0-9]+/g, "-")}`;
+      secretKeys.push(full);
+    } else {
+      values[full] = typeof value === "string" ? value : JSON.stringify(value);
+    }
+  }
+  return { values, secretKeys };
+}
+
+function isSecure(value: unknown): boolean {
+  return typeof value === "object" && value !== null && Object.keys(value).length === 1 && "secure" in value;
+}
+
+/** The stand-in outputs each resource type gets beyond its inputs. */
+function standInOutputs(
+  type: string,
+  name: string,
+  inputs: Record<string, unknown>,
+  n: number,
+): Record<string, unknown> {
+  switch (type) {
+    case "hcloud:index/primaryIp:PrimaryIp":
+      return { ipAddress: inputs.type === "ipv6" ? "2001:db8:10::/64" : "203.0.113.10" };
+    case "hcloud:index/server:Server":
+      return {
+        ipv4Address: "203.0.113.10",
+        ipv6Address: "2001:db8:10::1",
+        ipv6Network: "2001:db8:10::/64",
+        status: "running",
+      };
+    case "hcloud:index/volume:Volume":
+      return { linuxDevice: `/dev/disk/by-id/scsi-0HC_Volume_${n}` };
+    case "tls:index/privateKey:PrivateKey":
+      return {
+        publicKeyOpenssh: `${STAND_IN_DEPLOY_PUBLIC_KEY}\n`,
+        privateKeyOpenssh: pulumi.secret(`stand-in private key of ${name}`),
+        privateKeyPem: pulumi.secret(`stand-in private key of ${name}`),
+      };
+    case "random:index/randomPassword:RandomPassword":
+      return { result: pulumi.secret(`stand-in-password-${name}`) };
+    default:
+      return {};
+  }
+}
+
+/** Replace secret wrappers by the mask and resource references by their URN. */
+export function maskSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(maskSecrets);
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SIG_KEY] === SECRET_SIG) return SECRET_MASK;
+    if (obj[SIG_KEY] === RESOURCE_SIG) return obj.urn;
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, maskSecrets(v)]));
+  }
+  return value;
+}
+
+/** Unwrap secret wrappers, keeping their plaintext (what a test must prove never leaks). */
+export function revealSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(revealSecrets);
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SIG_KEY] === SECRET_SIG) return revealSecrets(obj.value);
+    if (obj[SIG_KEY] === RESOURCE_SIG) return obj.urn;
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, revealSecrets(v)]));
+  }
+  return value;
+}
+
+function containsSecret(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(containsSecret);
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SIG_KEY] === SECRET_SIG) return true;
+    return Object.values(obj).some(containsSecret);
+  }
+  return false;
+}
+
+/** `type::name` from a URN `urn:pulumi:stack::project::parentType$type::name`. */
+function urnToRef(urn: string): string {
+  const parts = urn.split("::");
+  const types = parts[2].split("$");
+  return `${types[types.length - 1]}::${parts.slice(3).join("::")}`;
+}
+
+/** Resolve an Output (or plain value) to its value; secrets stay wrapped for `isSecret` checks. */
+export function settle<T>(value: pulumi.Input<T>): Promise<T> {
+  return new Promise((resolve) => {
+    pulumi.output(value).apply((v) => {
+      resolve(v as T);
+      return v;
+    });
+  });
+}
+
+/**
+ * Evaluate `index.ts` for one stack with the given engine config. Call once per process: the
+ * Pulumi runtime is global state (vitest runs each test file in its own process).
+ */
+export async function runProgram(stack: string, config: EngineConfig): Promise<ProgramRun> {
+  const resources: RecordedResource[] = [];
+  let counter = 1000;
+
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args) {
+        counter += 1;
+        const id = args.type.startsWith("hcloud:") ? String(counter) : `${args.name}-id`;
+        return { id, state: { ...args.inputs, ...standInOutputs(args.type, args.name, args.inputs, counter) } };
+      },
+      call(args) {
+        return args.inputs;
+      },
+    },
+    PROJECT,
+    stack,
+    false,
+  );
+
+  const monitor = settings.getMonitor();
+  const register = monitor.registerResource.bind(monitor);
+  // biome-ignore lint/suspicious/noExplicitAny: protobuf request object of the SDK's internal monitor
+  monitor.registerResource = (req: any, callback: unknown) => {
+    const type: string = req.getType();
+    const name: string = req.getName();
+    const parentUrn: string = req.getParent();
+    const raw = (req.getObject()?.toJavaScript() ?? {}) as Record<string, unknown>;
+    if (type === "pulumi:pulumi:Stack") return register(req, callback);
+    const parentRef = parentUrn && !parentUrn.includes("pulumi:pulumi:Stack") ? urnToRef(parentUrn) : undefined;
+    resources.push({
+      type,
+      name,
+      parent: parentRef,
+      urn: `${parentUrn}::${type}::${name}`,
+      custom: req.getCustom(),
+      inputs: maskSecrets(raw) as Record<string, unknown>,
+      rawInputs: revealSecrets(raw) as Record<string, unknown>,
+      secretInputs: Object.entries(raw)
+        .filter(([, v]) => containsSecret(v))
+        .map(([k]) => k),
+      options: {
+        protect: Boolean(req.getProtect()),
+        ignoreChanges: req.getIgnorechangesList(),
+        dependsOn: (req.getDependenciesList() as string[]).map(urnToRef),
+        deleteBeforeReplace: Boolean(req.getDeletebeforereplace()),
+        retainOnDelete: Boolean(req.getRetainondelete()),
+        additionalSecretOutputs: req.getAdditionalsecretoutputsList(),
+      },
+    });
+    return register(req, callback);
+  };
+
+  pulumi.runtime.setAllConfig(config.values, config.secretKeys);
+
+  // The program itself, exactly as `pulumi up` loads it.
+  const exports = require(join(PROJECT_ROOT, "index.ts")) as Record<string, unknown>;
+  const outputs: Record<string, unknown> = {};
+  const secretOutputs: string[] = [];
+  for (const [key, value] of Object.entries(exports)) {
+    const secret = pulumi.Output.isInstance(value) && (await pulumi.isSecret(value));
+    if (secret) secretOutputs.push(key);
+    outputs[key] = secret ? SECRET_MASK : await settle(value as pulumi.Input<unknown>);
+  }
+  // biome-ignore lint/suspicious/noExplicitAny: waitForRPCs is internal and untyped
+  await (pulumi.runtime as any).waitForRPCs();
+  return { stack, resources, outputs, secretOutputs, exports };
+}

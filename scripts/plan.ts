@@ -1,0 +1,142 @@
+/**
+ * The offline plan: `npm run plan -- <stack>`.
+ *
+ * Evaluates the real program with the stack's config file under Pulumi runtime mocks (no CLI, no
+ * cloud account), prints the resource tree like a preview, the stack outputs and the monthly cost,
+ * and writes the rendered artifacts and `resources.json` to `out/<stack>/`. A bad config prints
+ * the validation message and exits non-zero.
+ */
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../components/config";
+import { formatCost } from "../components/pricing";
+import { PROJECT_ROOT, type ProgramRun, type RecordedResource, readStackFile, runProgram } from "./mock-engine";
+
+/** Files the plan writes besides resources.json, taken from what the program would send. */
+export function artifactsOf(run: ProgramRun): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const r of run.resources) {
+    if (r.type === "hcloud:index/server:Server" && typeof r.inputs.userData === "string") {
+      files["cloud-init.yaml"] = r.inputs.userData;
+    }
+  }
+  return files;
+}
+
+/** The resources as resources.json holds them: no plaintext secrets, stable order. */
+export function resourcesDocument(run: ProgramRun) {
+  return {
+    stack: run.stack,
+    resources: run.resources.map((r) => ({
+      type: r.type,
+      name: r.name,
+      parent: r.parent ?? null,
+      inputs: r.inputs,
+      secretInputs: r.secretInputs,
+      options: r.options,
+    })),
+    outputs: run.outputs,
+    secretOutputs: run.secretOutputs,
+  };
+}
+
+const MAX_INLINE = 64;
+
+function summarize(value: unknown): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value === "string") {
+    if (value.includes("\n")) return `<${value.split("\n").length} lines>`;
+    return value.length > MAX_INLINE ? `${value.slice(0, MAX_INLINE - 1)}…` : value;
+  }
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  const json = JSON.stringify(value);
+  return json.length > MAX_INLINE ? `${json.slice(0, MAX_INLINE - 1)}…` : json;
+}
+
+/** The resource tree, one line per resource, with key inputs and options, like `pulumi preview`. */
+export function formatTree(run: ProgramRun): string {
+  const children = new Map<string | undefined, RecordedResource[]>();
+  for (const r of run.resources) {
+    const list = children.get(r.parent) ?? [];
+    list.push(r);
+    children.set(r.parent, list);
+  }
+  const lines: string[] = [`    pulumi:pulumi:Stack  webstack-${run.stack}`];
+  const walk = (parent: string | undefined, indent: string) => {
+    const list = children.get(parent) ?? [];
+    list.forEach((r, i) => {
+      const last = i === list.length - 1;
+      const branch = last ? "└─ " : "├─ ";
+      const flags = [
+        r.options.protect ? "protect" : "",
+        r.options.ignoreChanges.length ? `ignoreChanges=[${r.options.ignoreChanges.join(",")}]` : "",
+        r.options.dependsOn.length ? `after=[${r.options.dependsOn.map((d) => d.split("::")[1]).join(",")}]` : "",
+      ].filter(Boolean);
+      lines.push(`  + ${indent}${branch}${r.type}  ${r.name}${flags.length ? `  (${flags.join("; ")})` : ""}`);
+      const childIndent = indent + (last ? "   " : "│  ");
+      const hasChildren = (children.get(`${r.type}::${r.name}`) ?? []).length > 0;
+      if (r.custom) {
+        for (const [key, value] of Object.entries(r.inputs)) {
+          if (key.startsWith("__")) continue;
+          const text = summarize(value);
+          if (text !== undefined) lines.push(`    ${childIndent}${hasChildren ? "│ " : "  "}  ${key}: ${text}`);
+        }
+      }
+      walk(`${r.type}::${r.name}`, childIndent);
+    });
+  };
+  walk(undefined, "");
+  return lines.join("\n");
+}
+
+async function main(): Promise<number> {
+  const stack = process.argv[2];
+  if (!stack) {
+    console.error("usage: npm run plan -- <stack>   (stacks: prod, staging)");
+    return 2;
+  }
+  const started = process.hrtime.bigint();
+  let run: ProgramRun;
+  try {
+    run = await runProgram(stack, readStackFile(stack));
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return 1;
+    }
+    throw err;
+  }
+  const programMs = Number(process.hrtime.bigint() - started) / 1e6;
+
+  const outDir = join(PROJECT_ROOT, "out", stack);
+  rmSync(outDir, { recursive: true, force: true });
+  mkdirSync(outDir, { recursive: true });
+  const artifacts = artifactsOf(run);
+  for (const [file, text] of Object.entries(artifacts)) writeFileSync(join(outDir, file), text);
+  writeFileSync(join(outDir, "resources.json"), `${JSON.stringify(resourcesDocument(run), null, 2)}\n`);
+
+  console.log(
+    `Plan of stack "${stack}" (offline, Pulumi runtime mocks): ${run.resources.length} resources to create\n`,
+  );
+  console.log(formatTree(run));
+  console.log("\nOutputs:");
+  for (const [key, value] of Object.entries(run.outputs)) {
+    if (key === "monthlyCostEstimate") continue;
+    console.log(`    ${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`);
+  }
+  const cost = run.outputs.monthlyCostEstimate as Parameters<typeof formatCost>[0];
+  console.log(`\n${formatCost(cost)}`);
+  console.log(`\nWrote ${[...Object.keys(artifacts), "resources.json"].map((f) => `out/${stack}/${f}`).join(", ")}`);
+  console.log(`Program time: ${programMs.toFixed(0)} ms`);
+  return 0;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+      process.exit(1);
+    },
+  );
+}
