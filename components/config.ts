@@ -54,80 +54,103 @@ const labelSchema = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
+const locationSchema = z.string().superRefine((value, ctx) => {
+  const allowed = `allowed: ${ARM_LOCATIONS.join(", ")}`;
+  if (!(HETZNER_LOCATIONS as readonly string[]).includes(value)) {
+    ctx.addIssue({ code: "custom", message: `unknown Hetzner location; ${allowed}` });
+  } else if (!(ARM_LOCATIONS as readonly string[]).includes(value)) {
+    ctx.addIssue({ code: "custom", message: `has no ARM64 (CAX) servers; ${allowed}` });
+  }
+});
+
+/**
+ * The keys of the server and its host, each validated on its own. Later areas (the app stack, the
+ * edge, backups) add their keys next to these in `stackConfigSchema`.
+ */
+export const serverConfigFields = {
+  /** Short lowercase name of the app, used in resource names, labels and bucket names. */
+  appName: z.string().regex(/^[a-z][a-z0-9-]{1,28}[a-z0-9]$/, {
+    message: "must be 3-30 characters of lowercase letters, digits and '-', starting with a letter",
+  }),
+  /** The Cloudflare zone the stack's hostnames live in, e.g. `example.com`. */
+  domain: z.string().regex(HOSTNAME, { message: "must be a DNS domain such as example.com" }),
+  /** Every hostname the stack serves; each must be the domain or inside it. */
+  hostnames: z
+    .array(z.string().regex(HOSTNAME, { message: "must be a lowercase DNS hostname" }))
+    .min(1, { message: "must list at least one hostname" }),
+  /** Size of the server and the memory budgets: small | medium | large | xlarge. */
+  tier: tierSchema.default("small"),
+  /** Hetzner location; ARM64 servers exist only in fsn1, nbg1 and hel1. */
+  location: locationSchema.default("fsn1"),
+  /** Hetzner image. The hardening is built and tested for Debian 13. */
+  image: z.literal("debian-13", { message: 'must be "debian-13" (the hardening targets it)' }).default("debian-13"),
+  /** OpenSSH public keys of the admins (ssh-ed25519, ecdsa, or ssh-rsa of 3072+ bits). */
+  adminSshKeys: z.array(sshKeySchema).min(1, { message: "must list at least one public key" }),
+  /** Networks (CIDR) allowed to reach SSH through the Hetzner firewall. */
+  sshAllowedCidrs: z.array(cidrSchema).min(1, { message: "must list at least one network" }),
+  /** Size of the Hetzner Volume holding all state, in GB (10 to 10240). */
+  volumeSizeGb: z.int({ message: "must be a whole number of GB" }).min(10).max(10240).default(20),
+  /** Hetzner's own daily server backups (+20% of the server price). */
+  hetznerBackups: z.boolean().default(false),
+  /** `tunnel`: nothing but SSH open, web traffic through Cloudflare Tunnel; `direct`: 80/443 open too. */
+  exposure: z.enum(["tunnel", "direct"]).default("tunnel"),
+  /** Extra Hetzner labels as `key=value`. */
+  labels: z.array(labelSchema).default([]),
+  /** Time (UTC, HH:MM) at which unattended upgrades may reboot the server when a patch needs it. */
+  autoRebootTime: z
+    .string()
+    .regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: "must be a 24-hour time HH:MM (UTC)" })
+    .default("03:30"),
+};
+
 /** The stack config schema. Keys are the config keys without the `webstack:` namespace. */
-export const stackConfigSchema = z
-  .strictObject({
-    /** Short lowercase name of the app, used in resource names, labels and bucket names. */
-    appName: z.string().regex(/^[a-z][a-z0-9-]{1,28}[a-z0-9]$/, {
-      message: "must be 3-30 characters of lowercase letters, digits and '-', starting with a letter",
-    }),
-    /** The Cloudflare zone the stack's hostnames live in, e.g. `example.com`. */
-    domain: z.string().regex(HOSTNAME, { message: "must be a DNS domain such as example.com" }),
-    /** Every hostname the stack serves; each must be the domain or inside it. */
-    hostnames: z
-      .array(z.string().regex(HOSTNAME, { message: "must be a lowercase DNS hostname" }))
-      .min(1, { message: "must list at least one hostname" }),
-    /** Size of the server and the memory budgets: small | medium | large | xlarge. */
-    tier: tierSchema.default("small"),
-    /** Hetzner location; ARM64 servers exist only in fsn1, nbg1 and hel1. */
-    location: z.string().default("fsn1"),
-    /** Hetzner image. The hardening is built and tested for Debian 13. */
-    image: z.literal("debian-13", { message: 'must be "debian-13" (the hardening targets it)' }).default("debian-13"),
-    /** OpenSSH public keys of the admins (ssh-ed25519, ecdsa, or ssh-rsa of 3072+ bits). */
-    adminSshKeys: z.array(sshKeySchema).min(1, { message: "must list at least one public key" }),
-    /** Networks (CIDR) allowed to reach SSH through the Hetzner firewall. */
-    sshAllowedCidrs: z.array(cidrSchema).min(1, { message: "must list at least one network" }),
-    /** Size of the Hetzner Volume holding all state, in GB (10 to 10240). */
-    volumeSizeGb: z.int({ message: "must be a whole number of GB" }).min(10).max(10240).default(20),
-    /** Hetzner's own daily server backups (+20% of the server price). */
-    hetznerBackups: z.boolean().default(false),
-    /** `tunnel`: nothing but SSH open, web traffic through Cloudflare Tunnel; `direct`: 80/443 open too. */
-    exposure: z.enum(["tunnel", "direct"]).default("tunnel"),
-    /** Extra Hetzner labels as `key=value`. */
-    labels: z.array(labelSchema).default([]),
-    /** Time (UTC, HH:MM) at which unattended upgrades may reboot the server when a patch needs it. */
-    autoRebootTime: z
-      .string()
-      .regex(/^([01]\d|2[0-3]):[0-5]\d$/, { message: "must be a 24-hour time HH:MM (UTC)" })
-      .default("03:30"),
-  })
-  .superRefine((c, ctx) => {
-    if (!(HETZNER_LOCATIONS as readonly string[]).includes(c.location)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["location"],
-        message: `unknown Hetzner location; allowed: ${ARM_LOCATIONS.join(", ")}`,
-      });
-    } else if (!(ARM_LOCATIONS as readonly string[]).includes(c.location)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["location"],
-        message: `has no ARM64 (CAX) servers; allowed: ${ARM_LOCATIONS.join(", ")}`,
-      });
-    }
-    c.hostnames.forEach((host, i) => {
-      if (host !== c.domain && !host.endsWith(`.${c.domain}`)) {
-        ctx.addIssue({
-          code: "custom",
+export const stackConfigSchema = z.strictObject({
+  ...serverConfigFields,
+});
+
+/** A problem found by a check that looks at more than one key. */
+export interface CrossCheckProblem {
+  readonly path: (string | number)[];
+  readonly message: string;
+}
+
+/**
+ * Checks across keys. They run on the raw values even when single keys failed (zod stops object
+ * refinements at the first failing field), so one run reports every problem; each check looks only
+ * at values of the right shape.
+ */
+export const crossChecks: ((raw: Record<string, unknown>) => CrossCheckProblem[])[] = [
+  function hostnamesInsideDomain(raw) {
+    const { domain, hostnames } = raw;
+    if (typeof domain !== "string" || !Array.isArray(hostnames)) return [];
+    const problems: CrossCheckProblem[] = [];
+    hostnames.forEach((host, i) => {
+      if (typeof host !== "string") return;
+      if (host !== domain && !host.endsWith(`.${domain}`)) {
+        problems.push({
           path: ["hostnames", i],
-          message: `is outside the domain "${c.domain}"; hostnames must be ${c.domain} or end in .${c.domain}`,
+          message: `is outside the domain "${domain}"; hostnames must be ${domain} or end in .${domain}`,
         });
       }
-      if (c.hostnames.indexOf(host) !== i) {
-        ctx.addIssue({ code: "custom", path: ["hostnames", i], message: "is listed twice" });
-      }
+      if (hostnames.indexOf(host) !== i) problems.push({ path: ["hostnames", i], message: "is listed twice" });
     });
-    c.labels.forEach((label, i) => {
-      const key = label.split("=")[0];
-      if (RESERVED_LABELS.includes(key)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["labels", i],
-          message: `the label key "${key}" is set by the program; reserved: ${RESERVED_LABELS.join(", ")}`,
-        });
-      }
+    return problems;
+  },
+  function labelsNotReserved(raw) {
+    if (!Array.isArray(raw.labels)) return [];
+    return raw.labels.flatMap((label, i) => {
+      const key = typeof label === "string" ? label.split("=")[0] : "";
+      return RESERVED_LABELS.includes(key)
+        ? [
+            {
+              path: ["labels", i],
+              message: `the label key "${key}" is set by the program; reserved: ${RESERVED_LABELS.join(", ")}`,
+            },
+          ]
+        : [];
     });
-  });
+  },
+];
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
 type ParsedConfig = z.output<typeof stackConfigSchema>;
@@ -174,6 +197,10 @@ export function resolveConfig(stack: string, raw: Record<string, unknown>): Stac
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describeIssue(issue, raw));
   }
+  for (const check of crossChecks) {
+    for (const p of check(raw))
+      problems.push(`${PROJECT}:${formatPath(p.path)} (got ${JSON.stringify(valueAt(raw, p.path))}): ${p.message}`);
+  }
   if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems);
 
   const parsed = result.data;
@@ -203,10 +230,7 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
       })
       .join("\n  - ");
   }
-  const key =
-    issue.path.length === 0
-      ? "(config)"
-      : issue.path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
+  const key = formatPath(issue.path);
   const value = valueAt(raw, issue.path);
   let message = issue.message;
   if (issue.code === "invalid_type" && value === undefined) message = "is required";
@@ -216,6 +240,11 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
   else if (issue.code === "invalid_type") message = `must be ${article(issue.expected)}`;
   const shown = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
   return `${PROJECT}:${key}${shown}: ${message}`;
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return "(config)";
+  return path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join("");
 }
 
 function article(expected: string): string {

@@ -62,6 +62,17 @@ export interface ProgramRun {
   exports: Record<string, unknown>;
 }
 
+/** The program threw (a bad config, say); `resources` is what had been registered by then. */
+export class ProgramFailed extends Error {
+  constructor(
+    readonly cause: unknown,
+    readonly resources: RecordedResource[],
+  ) {
+    super(cause instanceof Error ? cause.message : String(cause));
+    this.name = "ProgramFailed";
+  }
+}
+
 /** Config as the Pulumi CLI hands it to the program: `project:key` → string, plus the secret keys. */
 export interface EngineConfig {
   values: Record<string, string>;
@@ -246,8 +257,16 @@ export async function runProgram(stack: string, config: EngineConfig): Promise<P
 
   pulumi.runtime.setAllConfig(config.values, config.secretKeys);
 
-  // The program itself, exactly as `pulumi up` loads it.
-  const exports = require(join(PROJECT_ROOT, "index.ts")) as Record<string, unknown>;
+  // The program itself, exactly as `pulumi up` loads it. A module that throws while loading is
+  // dropped from the require cache, so a later run evaluates it afresh.
+  let exports: Record<string, unknown>;
+  try {
+    exports = require(join(PROJECT_ROOT, "index.ts")) as Record<string, unknown>;
+  } catch (err) {
+    // biome-ignore lint/suspicious/noExplicitAny: waitForRPCs is internal and untyped
+    await (pulumi.runtime as any).waitForRPCs();
+    throw new ProgramFailed(err, resources);
+  }
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];
   for (const [key, value] of Object.entries(exports)) {

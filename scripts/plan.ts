@@ -10,7 +10,14 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../components/config";
 import { formatCost } from "../components/pricing";
-import { PROJECT_ROOT, type ProgramRun, type RecordedResource, readStackFile, runProgram } from "./mock-engine";
+import {
+  PROJECT_ROOT,
+  ProgramFailed,
+  type ProgramRun,
+  type RecordedResource,
+  readStackFile,
+  runProgram,
+} from "./mock-engine";
 
 /** Files the plan writes besides resources.json, taken from what the program would send. */
 export function artifactsOf(run: ProgramRun): Record<string, string> {
@@ -100,8 +107,8 @@ async function main(): Promise<number> {
   try {
     run = await runProgram(stack, readStackFile(stack));
   } catch (err) {
-    if (err instanceof ConfigError) {
-      console.error(err.message);
+    if (err instanceof ProgramFailed && err.cause instanceof ConfigError) {
+      console.error(err.cause.message);
       return 1;
     }
     throw err;
