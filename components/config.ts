@@ -54,6 +54,29 @@ const labelSchema = z.string().superRefine((value, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: problem });
 });
 
+/** A route: hostname and optional path prefix to a service of the stack. */
+export const routeSchema = z.strictObject({
+  /** Hostname inside the domain. */
+  hostname: z.string().regex(HOSTNAME, { message: "must be a lowercase DNS hostname" }),
+  /**
+   * Path prefix, matched as the prefix itself and everything below it (`/api` matches `/api` and
+   * `/api/users`). Omitted: the whole hostname.
+   */
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, {
+      message: 'must be a path prefix such as "/api" (no trailing slash, no wildcards)',
+    })
+    .optional(),
+  /** Name of the service the route goes to. */
+  service: z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, { message: "must be a service name (lowercase, a-z0-9-)" }),
+  /** Pass WebSocket upgrades through (Socket.IO, GraphQL subscriptions). */
+  websockets: z.boolean().default(false),
+  /** Largest request body accepted, in MB. Omitted: the proxy's default. */
+  maxBodyMb: z.int({ message: "must be a whole number of MB" }).min(1).max(1024).optional(),
+});
+export type Route = z.output<typeof routeSchema>;
+
 const locationSchema = z.string().superRefine((value, ctx) => {
   const allowed = `allowed: ${ARM_LOCATIONS.join(", ")}`;
   if (!(HETZNER_LOCATIONS as readonly string[]).includes(value)) {
@@ -74,10 +97,12 @@ export const serverConfigFields = {
   }),
   /** The Cloudflare zone the stack's hostnames live in, e.g. `example.com`. */
   domain: z.string().regex(HOSTNAME, { message: "must be a DNS domain such as example.com" }),
-  /** Every hostname the stack serves; each must be the domain or inside it. */
-  hostnames: z
-    .array(z.string().regex(HOSTNAME, { message: "must be a lowercase DNS hostname" }))
-    .min(1, { message: "must list at least one hostname" }),
+  /**
+   * What the stack serves: each route sends a hostname (and optionally a path prefix) to a service.
+   * The hostnames of the stack are the hostnames of its routes.
+   * @example [{ hostname: "api.example.com", service: "api" }, { hostname: "app.example.com", service: "web" }]
+   */
+  routes: z.array(routeSchema).min(1, { message: "must list at least one route" }),
   /** Size of the server and the memory budgets: small | medium | large | xlarge. */
   tier: tierSchema.default("small"),
   /** Hetzner location; ARM64 servers exist only in fsn1, nbg1 and hel1. */
@@ -120,19 +145,24 @@ export interface CrossCheckProblem {
  * at values of the right shape.
  */
 export const crossChecks: ((raw: Record<string, unknown>) => CrossCheckProblem[])[] = [
-  function hostnamesInsideDomain(raw) {
-    const { domain, hostnames } = raw;
-    if (typeof domain !== "string" || !Array.isArray(hostnames)) return [];
+  function routesInsideDomain(raw) {
+    const { domain, routes } = raw;
+    if (typeof domain !== "string" || !Array.isArray(routes)) return [];
     const problems: CrossCheckProblem[] = [];
-    hostnames.forEach((host, i) => {
-      if (typeof host !== "string") return;
-      if (host !== domain && !host.endsWith(`.${domain}`)) {
+    const seen = new Set<string>();
+    routes.forEach((route, i) => {
+      if (route === null || typeof route !== "object") return;
+      const { hostname, path } = route as { hostname?: unknown; path?: unknown };
+      if (typeof hostname !== "string") return;
+      if (hostname !== domain && !hostname.endsWith(`.${domain}`)) {
         problems.push({
-          path: ["hostnames", i],
+          path: ["routes", i, "hostname"],
           message: `is outside the domain "${domain}"; hostnames must be ${domain} or end in .${domain}`,
         });
       }
-      if (hostnames.indexOf(host) !== i) problems.push({ path: ["hostnames", i], message: "is listed twice" });
+      const key = `${hostname}${typeof path === "string" ? path : ""}`;
+      if (seen.has(key)) problems.push({ path: ["routes", i], message: `routes ${key} twice` });
+      seen.add(key);
     });
     return problems;
   },
@@ -157,6 +187,8 @@ type ParsedConfig = z.output<typeof stackConfigSchema>;
 
 /** The resolved config every component receives. */
 export interface StackConfig extends Omit<ParsedConfig, "tier" | "labels"> {
+  /** Every hostname the routes serve, in the order they first appear. */
+  readonly hostnames: readonly string[];
   readonly stack: string;
   readonly tier: Tier;
   /** Hetzner labels: the user's plus app/stack/managed-by. */
@@ -215,6 +247,7 @@ export function resolveConfig(stack: string, raw: Record<string, unknown>): Stac
     stack,
     tier: TIERS[parsed.tier as keyof typeof TIERS],
     prefix: `${parsed.appName}-${stack}`,
+    hostnames: [...new Set(parsed.routes.map((r) => r.hostname))],
     labels: { ...userLabels, app: parsed.appName, stack, "managed-by": "pulumi" },
   };
 }
