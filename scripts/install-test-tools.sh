@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian machine (run as root), and nothing when it
+# is already there. Cached between runs on the same machine under $WEBSTACK_CACHE.
+#   - shellcheck: every shell script the stack ships
+#   - a Debian 13 (trixie) chroot with cloud-init 25.x: `cloud-init schema` of the release the
+#     server runs (bookworm's 22.4 accepts misspelled keys, trixie's rejects them)
+set -euo pipefail
+
+cache="${WEBSTACK_CACHE:-/var/cache/webstack}"
+mkdir -p "$cache"
+
+apt_updated=0
+need_pkg() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  if [ "$apt_updated" -eq 0 ]; then
+    apt-get update -qq
+    apt_updated=1
+  fi
+  echo "install-test-tools: apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+need_pkg shellcheck debootstrap ca-certificates
+
+# cloud-init of Debian 13, in a minimal chroot (about 75 s the first time, 330 MB).
+chroot_dir="$cache/cloud-init-trixie"
+if [ ! -f "$chroot_dir/.complete" ]; then
+  echo "install-test-tools: building a Debian 13 chroot with cloud-init in $chroot_dir"
+  rm -rf "$chroot_dir"
+  debootstrap --variant=minbase --include=cloud-init,python3-cffi-backend trixie "$chroot_dir" \
+    http://deb.debian.org/debian >"$cache/cloud-init-trixie.log" 2>&1 || {
+    tail -20 "$cache/cloud-init-trixie.log" >&2
+    exit 1
+  }
+  touch "$chroot_dir/.complete"
+fi
+echo "install-test-tools: cloud-init $(chroot "$chroot_dir" cloud-init --version 2>&1 | awk '{print $2}') in $chroot_dir"
