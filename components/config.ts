@@ -73,7 +73,11 @@ export const routeSchema = z.strictObject({
   /** Pass WebSocket upgrades through (Socket.IO, GraphQL subscriptions). */
   websockets: z.boolean().default(false),
   /** Largest request body accepted, in MB. Omitted: the proxy's default. */
-  maxBodyMb: z.int({ message: "must be a whole number of MB" }).min(1).max(1024).optional(),
+  maxBodyMb: z
+    .int({ message: "must be a whole number of MB" })
+    .min(1, { message: "must be at least 1 (MB)" })
+    .max(1024, { message: "must be at most 1024 (MB)" })
+    .optional(),
 });
 export type Route = z.output<typeof routeSchema>;
 
@@ -114,7 +118,11 @@ export const serverConfigFields = {
   /** Networks (CIDR) allowed to reach SSH through the Hetzner firewall. */
   sshAllowedCidrs: z.array(cidrSchema).min(1, { message: "must list at least one network" }),
   /** Size of the Hetzner Volume holding all state, in GB (10 to 10240). */
-  volumeSizeGb: z.int({ message: "must be a whole number of GB" }).min(10).max(10240).default(20),
+  volumeSizeGb: z
+    .int({ message: "must be a whole number of GB" })
+    .min(10, { message: "must be at least 10 (GB)" })
+    .max(10240, { message: "must be at most 10240 (GB)" })
+    .default(20),
   /** Hetzner's own daily server backups (+20% of the server price). */
   hetznerBackups: z.boolean().default(false),
   /** `tunnel`: nothing but SSH open, web traffic through Cloudflare Tunnel; `direct`: 80/443 open too. */
@@ -265,8 +273,12 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
   }
   const key = formatPath(issue.path);
   const value = valueAt(raw, issue.path);
+  // zod's own messages ("Invalid input: …", "Too small: …") are rewritten in the user's terms;
+  // messages written in this schema are kept.
+  const generic = /^(Invalid|Too (small|big))/.test(issue.message);
   let message = issue.message;
   if (issue.code === "invalid_type" && value === undefined) message = "is required";
+  else if (!generic) message = issue.message;
   else if (issue.code === "too_small" && issue.origin === "number") message = `must be at least ${issue.minimum}`;
   else if (issue.code === "too_big" && issue.origin === "number") message = `must be at most ${issue.maximum}`;
   else if (issue.code === "invalid_value") message = `must be one of: ${issue.values.map(String).join(", ")}`;

@@ -7,8 +7,9 @@
  * The mock monitor is wrapped so each registration is recorded with its parent and options
  * (protect, ignoreChanges, dependsOn), which `setMocks` alone does not expose.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { PROJECT } from "../components/config";
@@ -34,6 +35,8 @@ export interface RecordedResource {
   /** `type::name` of the parent, or undefined for the stack's direct children. */
   parent?: string;
   urn: string;
+  /** The stand-in id the mock provider gave it (custom resources only). */
+  id?: string;
   custom: boolean;
   /** Inputs with every secret value replaced by "[secret]". */
   inputs: Record<string, unknown>;
@@ -85,11 +88,17 @@ export interface EngineConfig {
  */
 export function readStackFile(stack: string, root = PROJECT_ROOT): EngineConfig {
   const path = join(root, `Pulumi.${stack}.yaml`);
+  if (!existsSync(path)) throw new Error(`no stack file ${path}; stacks here: prod, staging`);
+  return readConfigFile(path);
+}
+
+/** Read a stack-config file (`config:` map, as in Pulumi.<stack>.yaml) from any path. */
+export function readConfigFile(path: string): EngineConfig {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
   } catch {
-    throw new Error(`no stack file ${path}; stacks here: prod, staging`);
+    throw new Error(`cannot read stack config file ${path}`);
   }
   const doc = (parse(text) ?? {}) as { config?: Record<string, unknown> };
   return engineConfig(doc.config ?? {});
@@ -202,8 +211,11 @@ export function settle<T>(value: pulumi.Input<T>): Promise<T> {
  * Evaluate `index.ts` for one stack with the given engine config. Call once per process: the
  * Pulumi runtime is global state (vitest runs each test file in its own process).
  */
+let runs = 0;
+
 export async function runProgram(stack: string, config: EngineConfig): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
+  const ids = new Map<string, string>();
   let counter = 1000;
 
   await pulumi.runtime.setMocks(
@@ -211,6 +223,7 @@ export async function runProgram(stack: string, config: EngineConfig): Promise<P
       newResource(args) {
         counter += 1;
         const id = args.type.startsWith("hcloud:") ? String(counter) : `${args.name}-id`;
+        ids.set(`${args.type}::${args.name}`, id);
         return { id, state: { ...args.inputs, ...standInOutputs(args.type, args.name, args.inputs, counter) } };
       },
       call(args) {
@@ -257,11 +270,13 @@ export async function runProgram(stack: string, config: EngineConfig): Promise<P
 
   pulumi.runtime.setAllConfig(config.values, config.secretKeys);
 
-  // The program itself, exactly as `pulumi up` loads it. A module that throws while loading is
-  // dropped from the require cache, so a later run evaluates it afresh.
+  // The program itself, exactly as `pulumi up` loads it. Later runs in the same process import it
+  // under a fresh URL so that it is evaluated again with the new config.
+  runs += 1;
+  const url = pathToFileURL(join(PROJECT_ROOT, "index.ts")).href;
   let exports: Record<string, unknown>;
   try {
-    exports = require(join(PROJECT_ROOT, "index.ts")) as Record<string, unknown>;
+    exports = (await import(runs === 1 ? url : `${url}?run=${runs}`)) as Record<string, unknown>;
   } catch (err) {
     // biome-ignore lint/suspicious/noExplicitAny: waitForRPCs is internal and untyped
     await (pulumi.runtime as any).waitForRPCs();
@@ -276,5 +291,6 @@ export async function runProgram(stack: string, config: EngineConfig): Promise<P
   }
   // biome-ignore lint/suspicious/noExplicitAny: waitForRPCs is internal and untyped
   await (pulumi.runtime as any).waitForRPCs();
+  for (const r of resources) r.id = ids.get(`${r.type}::${r.name}`);
   return { stack, resources, outputs, secretOutputs, exports };
 }

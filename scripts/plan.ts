@@ -7,14 +7,16 @@
  * the validation message and exits non-zero.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { ConfigError } from "../components/config";
 import { formatCost } from "../components/pricing";
 import {
+  type EngineConfig,
   PROJECT_ROOT,
   ProgramFailed,
   type ProgramRun,
   type RecordedResource,
+  readConfigFile,
   readStackFile,
   runProgram,
 } from "./mock-engine";
@@ -97,15 +99,30 @@ export function formatTree(run: ProgramRun): string {
 }
 
 async function main(): Promise<number> {
-  const stack = process.argv[2];
-  if (!stack) {
-    console.error("usage: npm run plan -- <stack>   (stacks: prod, staging)");
+  const arg = process.argv[2];
+  if (!arg) {
+    console.error("usage: npm run plan -- <stack | path/to/stack-config.yaml>   (stacks: prod, staging)");
+    return 2;
+  }
+  // A stack name reads Pulumi.<stack>.yaml; a path reads that file (e.g. an example config) and
+  // plans it as the stack named after the file.
+  const isFile = arg.endsWith(".yaml") || arg.endsWith(".yml");
+  const stack = isFile
+    ? basename(arg)
+        .replace(/^Pulumi\./, "")
+        .replace(/\.ya?ml$/, "")
+    : arg;
+  let config: EngineConfig;
+  try {
+    config = isFile ? readConfigFile(resolve(arg)) : readStackFile(stack);
+  } catch (err) {
+    console.error(err instanceof Error ? err.message : String(err));
     return 2;
   }
   const started = process.hrtime.bigint();
   let run: ProgramRun;
   try {
-    run = await runProgram(stack, readStackFile(stack));
+    run = await runProgram(stack, config);
   } catch (err) {
     if (err instanceof ProgramFailed && err.cause instanceof ConfigError) {
       console.error(err.cause.message);

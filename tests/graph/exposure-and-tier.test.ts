@@ -1,0 +1,45 @@
+/**
+ * What the config's tier and exposure mode change in the graph. Each case runs the program again.
+ */
+import { describe, expect, it } from "vitest";
+import { runProgram } from "../../scripts/mock-engine";
+import { withChanges } from "../support/fixtures";
+import { only, openPorts, T } from "../support/graph";
+
+describe("the exposure mode", () => {
+  it("tunnel opens only SSH and ICMP on the Hetzner firewall", async () => {
+    const run = await runProgram("staging", withChanges("staging", { exposure: "tunnel" }));
+    expect(openPorts(only(run.resources, T.firewall)).sort()).toEqual(["icmp", "tcp/22"]);
+  });
+
+  it("direct opens 80 and 443 (and HTTP/3) from anywhere as well", async () => {
+    const run = await runProgram("staging", withChanges("staging", { exposure: "direct" }));
+    const firewall = only(run.resources, T.firewall);
+    expect(openPorts(firewall).sort()).toEqual(["icmp", "tcp/22", "tcp/443", "tcp/80", "udp/443"]);
+    const web = (firewall.inputs.rules as { port?: string; sourceIps: string[] }[]).filter(
+      (r) => r.port !== "22" && r.port,
+    );
+    for (const rule of web) expect(rule.sourceIps).toEqual(["0.0.0.0/0", "::/0"]);
+  });
+
+  it("direct opens 80 and 443 in the host firewall of the user data too", async () => {
+    const run = await runProgram("staging", withChanges("staging", { exposure: "direct" }));
+    const userData = only(run.resources, T.server).rawInputs.userData as string;
+    expect(userData).toContain("- 80/tcp");
+    expect(userData).toContain("- 443/tcp");
+  });
+});
+
+describe("the tier", () => {
+  it.each([
+    ["small", "cax11", 2048],
+    ["medium", "cax21", 2048],
+    ["large", "cax31", 4096],
+    ["xlarge", "cax41", 4096],
+  ])("%s gives a %s server with a %i MiB swap file", async (tier, serverType, swapMb) => {
+    const run = await runProgram("staging", withChanges("staging", { tier }));
+    const server = only(run.resources, T.server);
+    expect(server.inputs.serverType).toBe(serverType);
+    expect(server.rawInputs.userData as string).toContain(`size: ${swapMb * 1024 * 1024}\n`);
+  });
+});

@@ -1,0 +1,137 @@
+/**
+ * The prod stack's resource graph under mocks: what the Hetzner side of `pulumi up` creates.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type ProgramRun, readStackFile, runProgram, STAND_IN_DEPLOY_PUBLIC_KEY } from "../../scripts/mock-engine";
+import { only, openPorts, T } from "../support/graph";
+
+let run: ProgramRun;
+beforeAll(async () => {
+  run = await runProgram("prod", readStackFile("prod"));
+});
+
+describe("the prod stack", () => {
+  it("puts every resource under the Server component", () => {
+    const component = run.resources.find((r) => r.type === "vps:server:Server");
+    expect(component?.parent).toBeUndefined();
+    for (const r of run.resources.filter((x) => x !== component)) expect(r.parent).toBe("vps:server:Server::shop-prod");
+  });
+
+  it("creates a cax11 server from the small tier, in fsn1, from debian-13", () => {
+    expect(only(run.resources, T.server).inputs).toMatchObject({
+      serverType: "cax11",
+      location: "fsn1",
+      image: "debian-13",
+      backups: true,
+    });
+  });
+
+  it("protects the volume in Pulumi and at Hetzner", () => {
+    const volume = only(run.resources, T.volume);
+    expect(volume.options.protect).toBe(true);
+    expect(volume.inputs).toMatchObject({ deleteProtection: true, size: 40, format: "ext4", automount: false });
+  });
+
+  it("protects the server in Pulumi and at Hetzner, delete and rebuild", () => {
+    const server = only(run.resources, T.server);
+    expect(server.options.protect).toBe(true);
+    expect(server.inputs).toMatchObject({ deleteProtection: true, rebuildProtection: true });
+  });
+
+  it("never replaces the server for a change of user data, image or SSH keys", () => {
+    expect(only(run.resources, T.server).options.ignoreChanges.sort()).toEqual(["image", "sshKeys", "userData"]);
+  });
+
+  it("keeps the disk size on a tier change so the change can be undone", () => {
+    expect(only(run.resources, T.server).inputs.keepDisk).toBe(true);
+  });
+
+  it("gives the server primary IPs that are not deleted with it", () => {
+    const ips = run.resources.filter((r) => r.type === T.primaryIp);
+    expect(ips.map((ip) => ip.inputs.type).sort()).toEqual(["ipv4", "ipv6"]);
+    for (const ip of ips)
+      expect(ip.inputs).toMatchObject({ autoDelete: false, assigneeType: "server", location: "fsn1" });
+    const publicNets = only(run.resources, T.server).inputs.publicNets as Record<string, unknown>[];
+    expect(publicNets).toHaveLength(1);
+    expect(publicNets[0]).toMatchObject({ ipv4Enabled: true, ipv6Enabled: true });
+    expect(typeof publicNets[0].ipv4).toBe("number");
+  });
+
+  it("opens SSH from the admin networks, ICMP, and nothing else in tunnel mode", () => {
+    const firewall = only(run.resources, T.firewall);
+    expect(openPorts(firewall).sort()).toEqual(["icmp", "tcp/22"]);
+    const ssh = (firewall.inputs.rules as { port?: string; sourceIps: string[] }[]).find((r) => r.port === "22");
+    expect(ssh?.sourceIps).toEqual(["203.0.113.0/24", "2001:db8:1234::/48"]);
+  });
+
+  it("attaches the firewall to the server", () => {
+    const firewall = only(run.resources, T.firewall);
+    expect(only(run.resources, T.server).inputs.firewallIds).toEqual([Number(firewall.id)]);
+  });
+
+  it("registers one Hetzner SSH key per admin key", () => {
+    expect(run.resources.filter((r) => r.type === T.sshKey)).toHaveLength(2);
+  });
+
+  it("generates an ED25519 deploy key in the program", () => {
+    expect(only(run.resources, T.privateKey).inputs).toMatchObject({ algorithm: "ED25519" });
+  });
+
+  it("attaches the volume to the server without Hetzner's automount", () => {
+    const attachment = only(run.resources, T.volumeAttachment);
+    expect(attachment.inputs).toMatchObject({
+      automount: false,
+      serverId: Number(only(run.resources, T.server).id),
+      volumeId: Number(only(run.resources, T.volume).id),
+    });
+    expect(attachment.options.dependsOn).toEqual(
+      expect.arrayContaining([`${T.server}::shop-prod-server`, `${T.volume}::shop-prod-data`]),
+    );
+  });
+
+  it("labels every Hetzner resource with app, stack and managed-by", () => {
+    for (const r of run.resources.filter((x) => x.type.startsWith("hcloud:") && x.type !== T.volumeAttachment)) {
+      expect(r.inputs.labels).toMatchObject({ app: "shop", stack: "prod", "managed-by": "pulumi" });
+    }
+  });
+});
+
+describe("the server's user data", () => {
+  const userData = () => only(run.resources, T.server).rawInputs.userData as string;
+
+  it("is the rendered cloud-config with the deploy key and the volume's device path", () => {
+    expect(userData().startsWith("#cloud-config\n")).toBe(true);
+    expect(userData()).toContain(STAND_IN_DEPLOY_PUBLIC_KEY);
+    const volumeId = only(run.resources, T.volume).id;
+    expect(userData()).toContain(`/dev/disk/by-id/scsi-0HC_Volume_${volumeId}`);
+  });
+
+  it("is not a secret input and holds no secret of the program", () => {
+    const server = only(run.resources, T.server);
+    expect(server.secretInputs).not.toContain("userData");
+    expect(userData()).not.toMatch(/PRIVATE KEY|stand-in private key|stand-in-password|stand-in-secret/);
+  });
+});
+
+describe("the stack outputs", () => {
+  it("include the addresses, the SSH command and the volume mount point", () => {
+    expect(run.outputs).toMatchObject({
+      ipv4: "203.0.113.10",
+      ipv6: "2001:db8:10::1",
+      sshCommand: "ssh admin@203.0.113.10",
+      volumeMountPoint: "/srv/data",
+    });
+  });
+
+  it("keep the deploy private key secret", async () => {
+    expect(run.secretOutputs).toEqual(["deployPrivateKey"]);
+    expect(await pulumi.isSecret(run.exports.deployPrivateKey as pulumi.Output<string>)).toBe(true);
+  });
+
+  it("estimate the monthly cost with the date of the prices", () => {
+    const cost = run.outputs.monthlyCostEstimate as { totalEur: number; pricesAsOf: string };
+    expect(cost.totalEur).toBeCloseTo(3.79 + 0.5 + 40 * 0.044 + 3.79 * 0.2, 2);
+    expect(cost.pricesAsOf).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+  });
+});
