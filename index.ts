@@ -3,8 +3,10 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./components/config";
+import { Edge } from "./components/edge";
 import { estimateMonthlyCost } from "./components/pricing";
 import { Server } from "./components/server";
+import { Storage } from "./components/storage";
 
 const config = loadStackConfig();
 
@@ -22,6 +24,34 @@ const server = new Server(config.prefix, {
   labels: config.labels,
 });
 
+const edge = new Edge(config.prefix, {
+  prefix: config.prefix,
+  accountId: config.cloudflareAccountId,
+  domain: config.domain,
+  routes: config.routes,
+  exposure: config.exposure,
+  manageZoneSettings: config.manageZoneSettings,
+  ipv4: server.ipv4,
+  ipv6: server.ipv6,
+});
+
+const storage = new Storage(config.prefix, {
+  prefix: config.prefix,
+  accountId: config.cloudflareAccountId,
+  corsOrigins: config.hostnames.map((h) => `https://${h}`),
+  location: config.r2Location,
+  jurisdiction: config.r2Jurisdiction,
+  backupCredentials:
+    config.backupCredentials === "config"
+      ? {
+          mode: "config",
+          // Present: the config cross-checks require both keys in this mode.
+          accessKeyId: config.backupAccessKeyId!,
+          secretAccessKey: pulumi.secret(config.backupSecretAccessKey!),
+        }
+      : { mode: "token" },
+});
+
 const cost = estimateMonthlyCost(config);
 
 export const ipv4 = server.ipv4;
@@ -32,3 +62,9 @@ export const tier = { name: config.tier.name, serverType: config.tier.serverType
 export const monthlyCostEstimate = cost;
 /** For `pulumi stack output --show-secrets deployPrivateKey` when an operator must act as `deploy`. */
 export const deployPrivateKey = pulumi.secret(server.deployPrivateKey);
+export const routeUrls = edge.routeUrls;
+/** The tunnel's UUID; absent in direct mode. */
+export const tunnelId = edge.tunnelId;
+export const uploadsBucket = storage.uploadsBucketName;
+export const backupsBucket = storage.backupsBucketName;
+export const s3Endpoint = storage.s3Endpoint;

@@ -10,6 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
 import { z } from "zod";
+import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks } from "./edge-config";
 import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "./tiers";
 
 /** The Pulumi project name, which is also the config namespace (`webstack:tier`). */
@@ -139,7 +140,11 @@ export const serverConfigFields = {
 /** The stack config schema. Keys are the config keys without the `webstack:` namespace. */
 export const stackConfigSchema = z.strictObject({
   ...serverConfigFields,
+  ...edgeConfigFields,
 });
+
+/** Keys whose values are secrets: error messages name them but never print their values. */
+export const SECRET_CONFIG_KEYS: ReadonlySet<string> = new Set<string>([...EDGE_SECRET_KEYS]);
 
 /** A problem found by a check that looks at more than one key. */
 export interface CrossCheckProblem {
@@ -188,6 +193,7 @@ export const crossChecks: ((raw: Record<string, unknown>) => CrossCheckProblem[]
         : [];
     });
   },
+  ...edgeCrossChecks,
 ];
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
@@ -239,7 +245,7 @@ export function resolveConfig(stack: string, raw: Record<string, unknown>): Stac
   }
   for (const check of crossChecks) {
     for (const p of check(raw))
-      problems.push(`${PROJECT}:${formatPath(p.path)} (got ${JSON.stringify(valueAt(raw, p.path))}): ${p.message}`);
+      problems.push(`${PROJECT}:${formatPath(p.path)}${shownValue(raw, p.path)}: ${p.message}`);
   }
   if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems);
 
@@ -283,8 +289,15 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
   else if (issue.code === "too_big" && issue.origin === "number") message = `must be at most ${issue.maximum}`;
   else if (issue.code === "invalid_value") message = `must be one of: ${issue.values.map(String).join(", ")}`;
   else if (issue.code === "invalid_type") message = `must be ${article(issue.expected)}`;
-  const shown = value === undefined ? "" : ` (got ${JSON.stringify(value)})`;
-  return `${PROJECT}:${key}${shown}: ${message}`;
+  return `${PROJECT}:${key}${shownValue(raw, issue.path)}: ${message}`;
+}
+
+/** ` (got <value>)` for an error message; nothing when the value is absent or a secret. */
+function shownValue(raw: Record<string, unknown>, path: readonly PropertyKey[]): string {
+  const value = valueAt(raw, path);
+  if (value === undefined) return "";
+  if (SECRET_CONFIG_KEYS.has(String(path[0]))) return " (value hidden: secret)";
+  return ` (got ${JSON.stringify(value)})`;
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

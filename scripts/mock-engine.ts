@@ -3,10 +3,12 @@
  * network. Used by the offline plan (`npm run plan`) and by the resource-graph tests.
  *
  * The mocks stand in for the providers: every resource gets a stable stand-in id (numeric, as
- * hcloud's are) and the outputs the program reads (IPs, the volume's device path, the deploy key).
+ * hcloud's are) and the outputs the program reads (IPs, the volume's device path, the deploy key,
+ * generated secrets), and provider functions answer with stand-ins (zone, tunnel token).
  * The mock monitor is wrapped so each registration is recorded with its parent and options
  * (protect, ignoreChanges, dependsOn), which `setMocks` alone does not expose.
  */
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -151,8 +153,55 @@ function standInOutputs(
       };
     case "random:index/randomPassword:RandomPassword":
       return { result: pulumi.secret(`stand-in-password-${name}`) };
+    case "random:index/randomBytes:RandomBytes":
+      return {
+        base64: pulumi.secret(Buffer.from(standInHex(name, 32), "hex").toString("base64")),
+        hex: pulumi.secret(standInHex(name, 32)),
+      };
+    case "cloudflare:index/accountToken:AccountToken":
+      return { value: pulumi.secret(`stand-in-api-token-${name}`), status: "active" };
     default:
       return {};
+  }
+}
+
+/** A stand-in hex string of `bytes` bytes, derived from a seed (stable across runs). */
+export function standInHex(seed: string, bytes: number): string {
+  let out = "";
+  for (let i = 0; out.length < bytes * 2; i++) out += createHash("sha256").update(`${seed}#${i}`).digest("hex");
+  return out.slice(0, bytes * 2);
+}
+
+/** The stand-in tunnel token for a tunnel id (what cloudflared would get); secret. */
+export function standInTunnelToken(tunnelId: string): string {
+  return `stand-in-tunnel-token-${tunnelId}`;
+}
+
+/** The stand-in R2 permission groups the account lists (ids stable across runs). */
+export const STAND_IN_PERMISSION_GROUPS = [
+  "Workers R2 Storage Bucket Item Read",
+  "Workers R2 Storage Bucket Item Write",
+  "Workers R2 Storage Read",
+  "Workers R2 Storage Write",
+].map((name) => ({ id: standInHex(name, 16), name, scopes: ["com.cloudflare.edge.r2.bucket"] }));
+
+/**
+ * What the provider functions (invokes) return: by default their inputs echoed; the zone lookup,
+ * the tunnel token and the permission groups get stand-in results the program reads.
+ */
+function standInCall(token: string, inputs: Record<string, unknown>): Record<string, unknown> {
+  switch (token) {
+    case "cloudflare:index/getZone:getZone": {
+      const name = String((inputs.filter as { name?: unknown } | undefined)?.name ?? "");
+      const zoneId = standInHex(`zone ${name}`, 16);
+      return { ...inputs, id: zoneId, zoneId, name, status: "active" };
+    }
+    case "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
+      return { ...inputs, token: pulumi.secret(standInTunnelToken(String(inputs.tunnelId))) };
+    case "cloudflare:index/getAccountApiTokenPermissionGroupsList:getAccountApiTokenPermissionGroupsList":
+      return { ...inputs, results: STAND_IN_PERMISSION_GROUPS };
+    default:
+      return inputs;
   }
 }
 
@@ -227,7 +276,7 @@ export async function runProgram(stack: string, config: EngineConfig): Promise<P
         return { id, state: { ...args.inputs, ...standInOutputs(args.type, args.name, args.inputs, counter) } };
       },
       call(args) {
-        return args.inputs;
+        return standInCall(args.token, args.inputs as Record<string, unknown>);
       },
     },
     PROJECT,

@@ -1,0 +1,96 @@
+/**
+ * Config keys of the Cloudflare edge and R2 storage, spread into `stackConfigSchema` next to the
+ * server's keys. Pulumi.yaml declares the same keys.
+ *
+ * The Cloudflare provider's own token is not one of them: it comes from `cloudflare:apiToken`
+ * (`pulumi config set --secret cloudflare:apiToken ...`), as for any Pulumi program.
+ */
+import { z } from "zod";
+import type { CrossCheckProblem } from "./config";
+
+/** R2 location hints (best effort, honoured only when a bucket is first created). */
+export const R2_LOCATIONS = ["weur", "eeur", "enam", "wnam", "apac", "oc"] as const;
+/** R2 jurisdictions this stack supports; `eu` keeps objects inside the EU and has its own endpoint. */
+export const R2_JURISDICTIONS = ["default", "eu"] as const;
+
+/** Config keys whose values are secrets: errors never print their values. */
+export const EDGE_SECRET_KEYS = ["backupSecretAccessKey"] as const;
+
+const HEX32 = /^[0-9a-f]{32}$/;
+
+export const edgeConfigFields = {
+  /**
+   * The Cloudflare account that owns the zone, the tunnel and the R2 buckets: 32 hex characters,
+   * shown on the dashboard's account home and in the zone's Overview sidebar.
+   */
+  cloudflareAccountId: z.string().regex(HEX32, {
+    message: "must be a Cloudflare account id: 32 lowercase hex characters (dashboard → Account home → Account ID)",
+  }),
+  /**
+   * Manage the zone-wide settings the stack relies on: always HTTPS, minimum TLS 1.2, HSTS, and
+   * SSL "full (strict)" in direct mode. Turn off when the zone is shared with other sites or with
+   * another stack that manages them (only one stack may own a zone's settings).
+   * @default true
+   */
+  manageZoneSettings: z.boolean().default(true),
+  /**
+   * Where R2 should place new buckets (a hint). `weur` is closest to the Hetzner locations.
+   * @default "weur"
+   */
+  r2Location: z.enum(R2_LOCATIONS).default("weur"),
+  /**
+   * R2 jurisdiction of the buckets: `default`, or `eu` to guarantee storage inside the EU (the S3
+   * endpoint then is `https://<account>.eu.r2.cloudflarestorage.com`).
+   * @default "default"
+   */
+  r2Jurisdiction: z.enum(R2_JURISDICTIONS).default("default"),
+  /**
+   * Where the backup job's R2 credentials come from.
+   * - `token`: the program creates an account API token allowed to read and write objects of the
+   *   backups bucket only; its S3 keys are derived from it. The Cloudflare API token Pulumi runs with
+   *   then needs "Account API Tokens: Edit".
+   * - `config`: an R2 API token you created on the dashboard (R2 → Manage API tokens → Object Read &
+   *   Write, scoped to the backups bucket), given as `backupAccessKeyId` and, with `--secret`,
+   *   `backupSecretAccessKey`.
+   * @default "token"
+   */
+  backupCredentials: z.enum(["token", "config"]).default("token"),
+  /** With `backupCredentials: config`: the Access Key ID of the R2 API token (32 hex characters). */
+  backupAccessKeyId: z
+    .string()
+    .regex(HEX32, { message: "must be an R2 Access Key ID: 32 lowercase hex characters" })
+    .optional(),
+  /**
+   * With `backupCredentials: config`: the Secret Access Key of the R2 API token (64 hex
+   * characters). Set it with `pulumi config set --secret webstack:backupSecretAccessKey`.
+   */
+  backupSecretAccessKey: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, { message: "must be an R2 Secret Access Key: 64 lowercase hex characters" })
+    .optional(),
+};
+
+/** Cross-key checks of the edge keys (run even when single keys fail; see `crossChecks`). */
+export const edgeCrossChecks: ((raw: Record<string, unknown>) => CrossCheckProblem[])[] = [
+  function backupCredentialsComplete(raw) {
+    const mode = raw.backupCredentials ?? "token";
+    const keys = ["backupAccessKeyId", "backupSecretAccessKey"] as const;
+    if (mode === "config") {
+      return keys
+        .filter((k) => raw[k] === undefined)
+        .map((k) => ({
+          path: [k],
+          message: `is required with backupCredentials "config" (the R2 API token's ${k === "backupAccessKeyId" ? "Access Key ID" : "Secret Access Key, set with --secret"})`,
+        }));
+    }
+    if (mode === "token") {
+      return keys
+        .filter((k) => raw[k] !== undefined)
+        .map((k) => ({
+          path: [k],
+          message: `is used only with backupCredentials "config"; with "token" the program creates the credentials. Remove the key or set webstack:backupCredentials to "config"`,
+        }));
+    }
+    return [];
+  },
+];

@@ -1,0 +1,253 @@
+/**
+ * The Cloudflare edge: the zone's DNS records for every route, and either a named Cloudflare Tunnel
+ * (`tunnel` exposure: the server opens no web port, cloudflared dials out) or proxied A/AAAA records
+ * to the server's primary IPs (`direct` exposure). Optionally the zone settings the stack relies on.
+ *
+ * Cost: tunnels, proxied DNS records and these zone settings are free on every Cloudflare plan.
+ */
+import * as cloudflare from "@pulumi/cloudflare";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import type { Route } from "./config";
+import { CADDY_INTERNAL_URL } from "./topology";
+
+export interface EdgeArgs {
+  /**
+   * Prefix of every resource name, `<app>-<stack>`; also the tunnel's name.
+   * @example "shop-prod"
+   */
+  prefix: string;
+  /** The Cloudflare account that owns the zone and the tunnel (32 hex characters). */
+  accountId: string;
+  /**
+   * The zone the hostnames live in; it must already exist on the account.
+   * @example "example.com"
+   */
+  domain: string;
+  /** The routes the stack serves; each becomes one ingress rule, each hostname one DNS name. */
+  routes: readonly Route[];
+  /**
+   * `tunnel`: a named tunnel and CNAMEs to it; `direct`: A/AAAA records to the server.
+   * @default "tunnel"
+   */
+  exposure: "tunnel" | "direct";
+  /**
+   * Manage zone-wide settings (always HTTPS, TLS 1.2+, HSTS, and SSL full strict when direct).
+   * @default true
+   */
+  manageZoneSettings: boolean;
+  /** The server's primary IPv4 address (direct mode). */
+  ipv4?: pulumi.Input<string>;
+  /** The server's primary IPv6 address (direct mode). */
+  ipv6?: pulumi.Input<string>;
+  /**
+   * Where cloudflared sends every request, as seen from its container.
+   * @default CADDY_INTERNAL_URL ("http://caddy:80")
+   */
+  originUrl?: string;
+}
+
+export class Edge extends pulumi.ComponentResource {
+  /** The zone's id. */
+  readonly zoneId: pulumi.Output<string>;
+  /** The tunnel's UUID (tunnel mode only). */
+  readonly tunnelId?: pulumi.Output<string>;
+  /** The token cloudflared runs with (`TUNNEL_TOKEN`); tunnel mode only. Secret. */
+  readonly tunnelToken?: pulumi.Output<string>;
+  /** The public URL of every route, in route order. */
+  readonly routeUrls: string[];
+  /** The DNS records, one per hostname (tunnel) or one A and one AAAA per hostname (direct). */
+  readonly dnsRecords: cloudflare.DnsRecord[];
+
+  constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vps:edge:Edge", name, {}, opts);
+    const parent = { parent: this };
+    const hostnames = [...new Set(args.routes.map((r) => r.hostname))];
+
+    const zoneId = lookupZone();
+    const tunnel = args.exposure === "tunnel" ? createTunnel() : undefined;
+    this.dnsRecords = tunnel ? tunnelRecords(tunnel.id) : directRecords();
+    if (args.manageZoneSettings) createZoneSettings();
+
+    this.zoneId = zoneId;
+    this.tunnelId = tunnel?.id;
+    this.tunnelToken = tunnel?.token;
+    this.routeUrls = args.routes.map(routeUrl);
+    this.registerOutputs({
+      zoneId: this.zoneId,
+      tunnelId: this.tunnelId,
+      tunnelToken: this.tunnelToken,
+      routeUrls: this.routeUrls,
+    });
+
+    function lookupZone(): pulumi.Output<string> {
+      const zone = cloudflare.getZoneOutput(
+        { filter: { name: args.domain, account: { id: args.accountId }, match: "all" } },
+        parent,
+      );
+      return zone.zoneId;
+    }
+
+    function createTunnel() {
+      // A remotely managed tunnel: its ingress lives in Cloudflare (configSrc "cloudflare"), so
+      // cloudflared needs nothing but the token. The secret is generated once and kept in state.
+      const secret = new random.RandomBytes(`${name}-tunnel-secret`, { length: 32 }, parent);
+      const created = new cloudflare.ZeroTrustTunnelCloudflared(
+        `${name}-tunnel`,
+        {
+          accountId: args.accountId,
+          name: args.prefix,
+          configSrc: "cloudflare",
+          tunnelSecret: pulumi.secret(secret.base64),
+        },
+        parent,
+      );
+      new cloudflare.ZeroTrustTunnelCloudflaredConfig(
+        `${name}-tunnel-config`,
+        {
+          accountId: args.accountId,
+          tunnelId: created.id,
+          source: "cloudflare",
+          config: { ingresses: tunnelIngressRules(args.routes, args.originUrl ?? CADDY_INTERNAL_URL) },
+        },
+        parent,
+      );
+      const token = cloudflare
+        .getZeroTrustTunnelCloudflaredTokenOutput({ accountId: args.accountId, tunnelId: created.id }, parent)
+        .apply((result) => result.token);
+      return { id: created.id, token: pulumi.secret(token) };
+    }
+
+    function tunnelRecords(tunnelId: pulumi.Output<string>): cloudflare.DnsRecord[] {
+      return hostnames.map(
+        (hostname) =>
+          new cloudflare.DnsRecord(
+            `${name}-cname-${hostname}`,
+            {
+              zoneId,
+              name: hostname,
+              type: "CNAME",
+              content: pulumi.interpolate`${tunnelId}.cfargotunnel.com`,
+              proxied: true,
+              ttl: 1,
+              comment: `${args.prefix}: Cloudflare Tunnel (managed by Pulumi)`,
+            },
+            parent,
+          ),
+      );
+    }
+
+    function directRecords(): cloudflare.DnsRecord[] {
+      if (args.ipv4 === undefined || args.ipv6 === undefined) {
+        throw new Error("Edge: direct exposure needs the server's ipv4 and ipv6 addresses");
+      }
+      const addresses = [
+        { type: "A", content: args.ipv4 },
+        { type: "AAAA", content: args.ipv6 },
+      ];
+      return hostnames.flatMap((hostname) =>
+        addresses.map(
+          ({ type, content }) =>
+            new cloudflare.DnsRecord(
+              `${name}-${type.toLowerCase()}-${hostname}`,
+              {
+                zoneId,
+                name: hostname,
+                type,
+                content,
+                proxied: true,
+                ttl: 1,
+                comment: `${args.prefix}: server (managed by Pulumi)`,
+              },
+              parent,
+            ),
+        ),
+      );
+    }
+
+    function createZoneSettings(): void {
+      for (const setting of zoneSettingsFor(args.exposure)) {
+        new cloudflare.ZoneSetting(
+          `${name}-zone-${setting.settingId}`,
+          { zoneId, settingId: setting.settingId, value: setting.value },
+          parent,
+        );
+      }
+    }
+  }
+}
+
+/** One ingress rule of a remotely managed tunnel. */
+export interface IngressRule {
+  hostname?: string;
+  path?: string;
+  service: string;
+}
+
+/** The catch-all every tunnel ingress list must end with. */
+export const CATCH_ALL_SERVICE = "http_status:404";
+
+/**
+ * The tunnel's ingress rules: one per route, all to the origin, then the catch-all. cloudflared
+ * takes the first rule that matches, so on each hostname the longer path prefixes come first and
+ * the whole-hostname route last; otherwise routes keep their order.
+ */
+export function tunnelIngressRules(routes: readonly Route[], originUrl: string): IngressRule[] {
+  const byHost = new Map<string, Route[]>();
+  for (const route of routes) byHost.set(route.hostname, [...(byHost.get(route.hostname) ?? []), route]);
+  const pathLength = (r: Route) => (r.path === undefined ? -1 : r.path.length);
+  const rules: IngressRule[] = [...byHost.values()]
+    .flatMap((group) => [...group].sort((a, b) => pathLength(b) - pathLength(a)))
+    .map((route) => ({
+      hostname: route.hostname,
+      ...(route.path === undefined ? {} : { path: pathPrefixRegex(route.path) }),
+      service: originUrl,
+    }));
+  return [...rules, { service: CATCH_ALL_SERVICE }];
+}
+
+/**
+ * A path prefix as the regular expression cloudflared matches against the request path:
+ * `/api` → `^/api(/.*)?$`, which matches `/api` and `/api/…` but not `/apix`.
+ */
+export function pathPrefixRegex(prefix: string): string {
+  const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  return `^${escaped}(/.*)?$`;
+}
+
+/** The public URL of a route. */
+export function routeUrl(route: Route): string {
+  return `https://${route.hostname}${route.path ?? ""}`;
+}
+
+export interface ZoneSettingSpec {
+  settingId: string;
+  value: unknown;
+}
+
+/**
+ * The zone settings the stack relies on. SSL "strict" only in direct mode, where Cloudflare
+ * connects to the server's own certificate; tunnel traffic does not use the zone's SSL mode.
+ */
+export function zoneSettingsFor(exposure: "tunnel" | "direct"): ZoneSettingSpec[] {
+  return [
+    ...(exposure === "direct" ? [{ settingId: "ssl", value: "strict" }] : []),
+    { settingId: "always_use_https", value: "on" },
+    { settingId: "min_tls_version", value: "1.2" },
+    {
+      settingId: "security_header",
+      // The value is passed to the API as is: its keys are the API's snake_case names (camelCase
+      // keys, as in the provider's docs example, never converge: pulumi/pulumi-cloudflare#1579).
+      // No includeSubdomains/preload: those bind every other name of the zone for months.
+      value: {
+        strict_transport_security: {
+          enabled: true,
+          max_age: 15552000,
+          include_subdomains: false,
+          preload: false,
+          nosniff: true,
+        },
+      },
+    },
+  ];
+}
