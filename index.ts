@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { loadStackConfig } from "./components/config";
 import { Edge } from "./components/edge";
+import { backupCredentialsSource } from "./components/edge-config";
 import { estimateMonthlyCost } from "./components/pricing";
 import { Server } from "./components/server";
 import { Storage } from "./components/storage";
@@ -41,15 +42,7 @@ const storage = new Storage(config.prefix, {
   corsOrigins: config.hostnames.map((h) => `https://${h}`),
   location: config.r2Location,
   jurisdiction: config.r2Jurisdiction,
-  backupCredentials:
-    config.backupCredentials === "config"
-      ? {
-          mode: "config",
-          // Present: the config cross-checks require both keys in this mode.
-          accessKeyId: config.backupAccessKeyId!,
-          secretAccessKey: pulumi.secret(config.backupSecretAccessKey!),
-        }
-      : { mode: "token" },
+  backupCredentials: backupCredentialsSource(config),
 });
 
 const cost = estimateMonthlyCost(config);

@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
+import type { BackupCredentialsSource } from "./edge-config";
 import { BACKUP_RETENTION } from "./topology";
 
 export interface StorageArgs {
@@ -38,9 +39,7 @@ export interface StorageArgs {
    * (`token`), or an R2 API token's keys from the stack config (`config`).
    * @default { mode: "token" }
    */
-  backupCredentials:
-    | { mode: "token" }
-    | { mode: "config"; accessKeyId: pulumi.Input<string>; secretAccessKey: pulumi.Input<string> };
+  backupCredentials: BackupCredentialsSource;
 }
 
 /** S3 credentials for R2. */
