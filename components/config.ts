@@ -10,7 +10,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
 import { z } from "zod";
-import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks } from "./edge-config";
+import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks, plaintextSecretProblems } from "./edge-config";
 import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "./tiers";
 
 /** The Pulumi project name, which is also the config namespace (`webstack:tier`). */
@@ -230,9 +230,14 @@ export const CONFIG_KEYS = Object.keys(stackConfigSchema.shape) as (keyof StackC
 
 /**
  * Validate raw config values (as the stack file holds them, keyed without namespace) and resolve
- * the tier. Throws a ConfigError listing every problem.
+ * the tier. Throws a ConfigError listing every problem. With `isSecret` (whether the engine holds a
+ * full key as secret), secret keys stored in plaintext are problems too.
  */
-export function resolveConfig(stack: string, raw: Record<string, unknown>): StackConfig {
+export function resolveConfig(
+  stack: string,
+  raw: Record<string, unknown>,
+  isSecret?: (fullKey: string) => boolean,
+): StackConfig {
   const problems: string[] = [];
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stack)) {
     problems.push(
@@ -243,7 +248,10 @@ export function resolveConfig(stack: string, raw: Record<string, unknown>): Stac
   if (!result.success) {
     for (const issue of result.error.issues) problems.push(describeIssue(issue, raw));
   }
-  for (const check of crossChecks) {
+  const checks = isSecret
+    ? [...crossChecks, (r: typeof raw) => plaintextSecretProblems(r, (k) => isSecret(`${PROJECT}:${k}`))]
+    : crossChecks;
+  for (const check of checks) {
     for (const p of check(raw))
       problems.push(`${PROJECT}:${formatPath(p.path)}${shownValue(raw, p.path)}: ${p.message}`);
   }
@@ -409,5 +417,12 @@ function decode(text: string): unknown {
 
 /** Read and resolve the current stack's config from the Pulumi engine (the CLI or the mocks). */
 export function loadStackConfig(): StackConfig {
-  return resolveConfig(pulumi.getStack(), rawConfigFromPulumi(pulumi.runtime.allConfig()));
+  return resolveConfig(pulumi.getStack(), rawConfigFromPulumi(pulumi.runtime.allConfig()), isConfigSecret);
+}
+
+/** Whether the engine holds a config key as secret (the SDK's own check, internal to it). */
+function isConfigSecret(fullKey: string): boolean {
+  // biome-ignore lint/suspicious/noExplicitAny: internal, untyped module of @pulumi/pulumi
+  const runtimeConfig: any = require("@pulumi/pulumi/runtime/config");
+  return Boolean(runtimeConfig.isConfigSecret(fullKey));
 }

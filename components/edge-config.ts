@@ -63,13 +63,26 @@ export const edgeConfigFields = {
     .optional(),
   /**
    * With `backupCredentials: config`: the Secret Access Key of the R2 API token (64 hex
-   * characters). Set it with `pulumi config set --secret webstack:backupSecretAccessKey`.
+   * characters). Set it with `pulumi config set --secret webstack:backupSecretAccessKey`; a value
+   * stored in plaintext is refused. Only its presence is checked: the offline plan hands the
+   * program a stand-in for secure values, which a format check would refuse.
    */
-  backupSecretAccessKey: z
-    .string()
-    .regex(/^[0-9a-f]{64}$/, { message: "must be an R2 Secret Access Key: 64 lowercase hex characters" })
-    .optional(),
+  backupSecretAccessKey: z.string().min(1, { message: "must not be empty" }).optional(),
 };
+
+/**
+ * Problems of secret keys stored in plaintext (set without `--secret`, so committed in clear in
+ * the stack file). `isSecret` tells whether the engine holds a key (without namespace) as secret.
+ */
+export function plaintextSecretProblems(
+  raw: Record<string, unknown>,
+  isSecret: (fullKey: string) => boolean,
+): CrossCheckProblem[] {
+  return EDGE_SECRET_KEYS.filter((k) => raw[k] !== undefined && !isSecret(k)).map((k) => ({
+    path: [k],
+    message: `is stored in plaintext; remove it and set it with \`pulumi config set --secret webstack:${k}\``,
+  }));
+}
 
 /** Cross-key checks of the edge keys (run even when single keys fail; see `crossChecks`). */
 export const edgeCrossChecks: ((raw: Record<string, unknown>) => CrossCheckProblem[])[] = [
