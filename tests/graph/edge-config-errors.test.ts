@@ -4,10 +4,10 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../components/config";
 import { ProgramFailed, runProgram } from "../../scripts/mock-engine";
-import { stackWithChanges } from "../support/stack-files";
+import { withChanges } from "../support/fixtures";
 
 async function failureOf(changes: Record<string, unknown>): Promise<ProgramFailed> {
-  const failure = await runProgram("prod", stackWithChanges("prod", changes)).then(
+  const failure = await runProgram("prod", withChanges("prod", changes)).then(
     () => undefined,
     (err: unknown) => err,
   );

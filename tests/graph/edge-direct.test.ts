@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Storage } from "../../components/storage";
 import { type ProgramRun, type RecordedResource, runProgram } from "../../scripts/mock-engine";
 import { resourcesDocument } from "../../scripts/plan";
-import { stackWithChanges } from "../support/stack-files";
+import { withChanges } from "../support/fixtures";
 
 const DNS = "cloudflare:index/dnsRecord:DnsRecord";
 const ACCESS_KEY_ID = "89abcdef0123456789abcdef01234567";
@@ -15,7 +15,7 @@ const ACCESS_KEY_ID = "89abcdef0123456789abcdef01234567";
 let run: ProgramRun;
 let resources: RecordedResource[];
 const ofType = (type: string) => resources.filter((r) => r.type === type);
-const engine = stackWithChanges("prod", {
+const engine = withChanges("prod", {
   exposure: "direct",
   backupCredentials: "config",
   backupAccessKeyId: ACCESS_KEY_ID,

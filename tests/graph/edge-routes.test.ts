@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { pathPrefixRegex } from "../../components/edge";
 import { type RecordedResource, runProgram } from "../../scripts/mock-engine";
-import { stackWithChanges } from "../support/stack-files";
+import { withChanges } from "../support/fixtures";
 
 const ROUTES = [
   { hostname: "staging.example.com", service: "web" },
@@ -18,7 +18,7 @@ let resources: RecordedResource[];
 let outputs: Record<string, unknown>;
 
 beforeAll(async () => {
-  const run = await runProgram("staging", stackWithChanges("staging", { routes: ROUTES }));
+  const run = await runProgram("staging", withChanges("staging", { routes: ROUTES }));
   resources = [...run.resources];
   outputs = run.outputs;
 });

@@ -17,7 +17,7 @@ import {
   standInTunnelToken,
 } from "../../scripts/mock-engine";
 import { resourcesDocument } from "../../scripts/plan";
-import { stackFileValues } from "../support/stack-files";
+import { stackValues } from "../support/fixtures";
 
 const TUNNEL = "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared";
 const TUNNEL_CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig";
@@ -26,7 +26,7 @@ const BUCKET = "cloudflare:index/r2Bucket:R2Bucket";
 const LIFECYCLE = "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle";
 const TOKEN = "cloudflare:index/accountToken:AccountToken";
 
-const config = resolveConfig("prod", stackFileValues("prod"));
+const config = resolveConfig("prod", stackValues("prod"));
 let run: ProgramRun;
 let resources: RecordedResource[];
 const ofType = (type: string) => resources.filter((r) => r.type === type);
@@ -37,6 +37,12 @@ beforeAll(async () => {
 });
 
 describe("the prod stack in tunnel mode", () => {
+  it("puts the Cloudflare resources under Edge and Storage, and only components at the top", () => {
+    for (const r of resources.filter((x) => !x.parent)) expect(r.type).toMatch(/^vps:/);
+    const parents = new Set(resources.filter((r) => /^(cloudflare|random):/.test(r.type)).map((r) => r.parent));
+    expect([...parents].sort()).toEqual(["vps:edge:Edge::shop-prod", "vps:storage:Storage::shop-prod"]);
+  });
+
   it("creates one remotely managed tunnel named after app and stack, with a generated secret", () => {
     const [tunnel, ...others] = ofType(TUNNEL);
     expect(others).toEqual([]);

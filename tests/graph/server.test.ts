@@ -12,10 +12,12 @@ beforeAll(async () => {
 });
 
 describe("the prod stack", () => {
-  it("puts every resource under the Server component", () => {
+  it("puts every Hetzner resource and the deploy key under the Server component", () => {
     const component = run.resources.find((r) => r.type === "vps:server:Server");
     expect(component?.parent).toBeUndefined();
-    for (const r of run.resources.filter((x) => x !== component)) expect(r.parent).toBe("vps:server:Server::shop-prod");
+    const mine = run.resources.filter((x) => /^(hcloud|tls):/.test(x.type));
+    expect(mine.length).toBeGreaterThan(0);
+    for (const r of mine) expect(r.parent).toBe("vps:server:Server::shop-prod");
   });
 
   it("creates a cax11 server from the small tier, in fsn1, from debian-13", () => {

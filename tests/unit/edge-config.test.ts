@@ -5,10 +5,10 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, resolveConfig } from "../../components/config";
 import { backupCredentialsSource } from "../../components/edge-config";
-import { stackFileValues } from "../support/stack-files";
+import { stackValues } from "../support/fixtures";
 
 const SECRET = "f".repeat(64);
-const prod = () => stackFileValues("prod");
+const prod = () => stackValues("prod");
 
 function problemsOf(changes: Record<string, unknown>, isSecret?: (key: string) => boolean): string {
   try {

@@ -5,7 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { resolveConfig } from "../../components/config";
 import { bucketNames, r2BucketNameProblem } from "../../components/storage";
-import { allStackFiles, stackFileValues } from "../support/stack-files";
+import { stackValues } from "../support/fixtures";
+import { allStackFiles } from "../support/stack-files";
 
 const files = allStackFiles();
 
@@ -23,8 +24,8 @@ describe("stack files", () => {
 });
 
 describe("prod and staging", () => {
-  const prod = resolveConfig("prod", stackFileValues("prod"));
-  const staging = resolveConfig("staging", stackFileValues("staging"));
+  const prod = resolveConfig("prod", stackValues("prod"));
+  const staging = resolveConfig("staging", stackValues("staging"));
 
   it("share no hostname", () => {
     expect(prod.hostnames.filter((h) => staging.hostnames.includes(h))).toEqual([]);
