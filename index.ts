@@ -2,7 +2,9 @@
  * The program `pulumi up` runs: config → components → stack outputs. Nothing else lives here.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { loadStackConfig } from "./components/config";
+import { APP_SECRET_NAMESPACE, appSecretNames, appSecretProblems } from "./components/app-config";
+import { AppStack } from "./components/app-stack";
+import { ConfigError, loadStackConfig } from "./components/config";
 import { Edge } from "./components/edge";
 import { backupCredentialsSource } from "./components/edge-config";
 import { estimateMonthlyCost } from "./components/pricing";
@@ -10,6 +12,7 @@ import { Server } from "./components/server";
 import { Storage } from "./components/storage";
 
 const config = loadStackConfig();
+const appSecrets = loadAppSecrets();
 
 const server = new Server(config.prefix, {
   prefix: config.prefix,
@@ -45,6 +48,17 @@ const storage = new Storage(config.prefix, {
   backupCredentials: backupCredentialsSource(config),
 });
 
+const appStack = new AppStack(`${config.prefix}-app`, {
+  config,
+  dataDir: server.volumeMountPoint,
+  host: server.ipv4,
+  privateKey: server.deployPrivateKey,
+  tunnelToken: edge.tunnelToken,
+  appSecrets,
+  server: server.server,
+  volumeAttachment: server.volumeAttachment,
+});
+
 const cost = estimateMonthlyCost(config);
 
 export const ipv4 = server.ipv4;
@@ -61,3 +75,17 @@ export const tunnelId = edge.tunnelId;
 export const uploadsBucket = storage.uploadsBucketName;
 export const backupsBucket = storage.backupsBucketName;
 export const s3Endpoint = storage.s3Endpoint;
+export const appReleaseHash = appStack.contentHash;
+
+/** The app secrets the services name, read as secrets; a missing or plaintext one fails here, before any resource. */
+function loadAppSecrets(): Record<string, pulumi.Output<string>> {
+  const all = pulumi.runtime.allConfig();
+  // biome-ignore lint/suspicious/noExplicitAny: isConfigSecret is an internal, untyped runtime function
+  const runtime = pulumi.runtime as any;
+  const isSecret = (key: string): boolean =>
+    typeof runtime.isConfigSecret === "function" ? runtime.isConfigSecret(key) : true;
+  const problems = appSecretProblems(config.services, all, isSecret);
+  if (problems.length > 0) throw new ConfigError(pulumi.getStack(), problems);
+  const secrets = new pulumi.Config(APP_SECRET_NAMESPACE);
+  return Object.fromEntries(appSecretNames(config.services).map((name) => [name, secrets.requireSecret(name)]));
+}

@@ -4,6 +4,8 @@
 #   - shellcheck: every shell script the stack ships
 #   - a Debian 13 (trixie) chroot with cloud-init 25.x: `cloud-init schema` of the release the
 #     server runs (bookworm's 22.4 accepts misspelled keys, trixie's rejects them)
+#   - the app stack's tools: a Docker engine (docker.io, iptables), Compose v2 (trixie's
+#     docker-compose .deb as a CLI plugin; bookworm's is the v1 Python tool) and caddy
 set -euo pipefail
 
 cache="${WEBSTACK_CACHE:-/var/cache/webstack}"
@@ -21,10 +23,39 @@ need_pkg() {
     apt_updated=1
   fi
   echo "install-test-tools: apt-get install ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-need_pkg shellcheck debootstrap ca-certificates
+need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy
+
+# Compose v2 from Debian 13: fetched with a separate APT_CONFIG that lists trixie, so this
+# machine's own sources stay as they are; unpacked, not installed (its Depends name trixie's
+# docker.io). The binary only needs libc6 >= 2.34.
+compose_plugin=/usr/libexec/docker/cli-plugins/docker-compose
+if ! "$compose_plugin" version 2>/dev/null | grep -q 'v2\.'; then
+  echo "install-test-tools: fetching Compose v2 (docker-compose from Debian 13)"
+  apt_dir="$cache/apt-trixie"
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/deb"
+  cat >"$apt_dir/sources.list" <<SOURCES
+deb http://deb.debian.org/debian trixie main
+SOURCES
+  cat >"$apt_dir/apt.conf" <<CONF
+Dir::Etc::SourceList "$apt_dir/sources.list";
+Dir::Etc::SourceParts "/nonexistent";
+Dir::State::Lists "$apt_dir/lists";
+Dir::Cache "$apt_dir";
+Dir::Cache::Archives "$apt_dir/archives";
+Dir::State::Status "/var/lib/dpkg/status";
+CONF
+  export APT_CONFIG="$apt_dir/apt.conf"
+  apt-get update -qq
+  (cd "$apt_dir/deb" && rm -f docker-compose_*.deb && apt-get download -qq docker-compose)
+  unset APT_CONFIG
+  rm -rf "$apt_dir/unpacked"
+  dpkg-deb -x "$apt_dir"/deb/docker-compose_*.deb "$apt_dir/unpacked"
+  install -D -m 0755 "$apt_dir/unpacked/usr/libexec/docker/cli-plugins/docker-compose" "$compose_plugin"
+fi
+echo "install-test-tools: $("$compose_plugin" version), caddy $(caddy version 2>/dev/null | awk '{print $1}')"
 
 # cloud-init of Debian 13, in a minimal chroot (about 75 s the first time, 330 MB).
 chroot_dir="$cache/cloud-init-trixie"

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
+import { APP_SECRET_NAMESPACE } from "../components/app-config";
 import { PROJECT } from "../components/config";
 
 // Internal SDK modules: the mock monitor and the settings that hold it. Typed by hand below.
@@ -103,7 +104,34 @@ export function readConfigFile(path: string): EngineConfig {
     throw new Error(`cannot read stack config file ${path}`);
   }
   const doc = (parse(text) ?? {}) as { config?: Record<string, unknown> };
-  return engineConfig(doc.config ?? {});
+  return withStandInAppSecrets(engineConfig(doc.config ?? {}));
+}
+
+/**
+ * Add a stand-in, marked secret, for every app secret (`secrets:<NAME>`) the services name but
+ * the config lacks: a user's real stack file holds them encrypted, which only the CLI can read.
+ */
+export function withStandInAppSecrets(config: EngineConfig): EngineConfig {
+  let services: unknown;
+  try {
+    services = JSON.parse(config.values[`${PROJECT}:services`] ?? "[]");
+  } catch {
+    return config;
+  }
+  if (!Array.isArray(services)) return config;
+  const values = { ...config.values };
+  const secretKeys = [...config.secretKeys];
+  for (const service of services) {
+    const names = (service as { secrets?: unknown })?.secrets;
+    if (!Array.isArray(names)) continue;
+    for (const name of names) {
+      const key = `${APP_SECRET_NAMESPACE}:${String(name)}`;
+      if (key in values) continue;
+      values[key] = `stand-in-secret-for-${key.replace(/[^a-zA-Z0-9]+/g, "-")}`;
+      secretKeys.push(key);
+    }
+  }
+  return { values, secretKeys };
 }
 
 /** Turn a stack file's `config:` map into what the engine passes to the program. */

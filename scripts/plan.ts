@@ -7,7 +7,7 @@
  * the validation message and exits non-zero.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { ConfigError } from "../components/config";
 import { formatCost } from "../components/pricing";
 import {
@@ -27,6 +27,12 @@ export function artifactsOf(run: ProgramRun): Record<string, string> {
   for (const r of run.resources) {
     if (r.type === "hcloud:index/server:Server" && typeof r.inputs.userData === "string") {
       files["cloud-init.yaml"] = r.inputs.userData;
+    }
+    // The app stack's files travel as the stdin of its ship commands (the .env is secret: masked).
+    const shipped = /-ship-(.+)$/.exec(r.name);
+    if (r.type === "command:remote:Command" && shipped && typeof r.inputs.stdin === "string") {
+      const target = /mv '[^']*' '[^']*\/releases\/[0-9a-f]+\/([^']+)'$/.exec(String(r.inputs.create));
+      if (target && target[1] !== ".env") files[target[1]] = r.inputs.stdin;
     }
   }
   return files;
@@ -136,7 +142,10 @@ async function main(): Promise<number> {
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const artifacts = artifactsOf(run);
-  for (const [file, text] of Object.entries(artifacts)) writeFileSync(join(outDir, file), text);
+  for (const [file, text] of Object.entries(artifacts)) {
+    mkdirSync(dirname(join(outDir, file)), { recursive: true });
+    writeFileSync(join(outDir, file), text);
+  }
   writeFileSync(join(outDir, "resources.json"), `${JSON.stringify(resourcesDocument(run), null, 2)}\n`);
 
   console.log(

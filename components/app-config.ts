@@ -1,0 +1,363 @@
+/**
+ * The app stack's config keys: the user's services, the migration step, the uploads path, and the
+ * Postgres, Redis and proxy images. Spread into `stackConfigSchema` next to the server's keys.
+ *
+ * Defaults are multi-arch images that run on ARM64: `postgis/postgis` is amd64-only, so Postgres
+ * with PostGIS comes from `imresamu/postgis` (same layout and entrypoint as the official image).
+ */
+import { z } from "zod";
+
+/** Compose service names the stack itself uses; user services may not take them. */
+export const RESERVED_SERVICE_NAMES = ["postgres", "redis", "caddy", "cloudflared", "migrate"] as const;
+
+/** The namespace of app secrets: `pulumi config set --secret secrets:JWT_SECRET …`. */
+export const APP_SECRET_NAMESPACE = "secrets";
+
+const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+/** Variables the stack sets itself for every app service (database and Redis connection). */
+export const STACK_ENV_NAMES = [
+  "DATABASE_URL",
+  "PGHOST",
+  "PGPORT",
+  "PGUSER",
+  "PGPASSWORD",
+  "PGDATABASE",
+  "REDIS_URL",
+  "REDIS_HOST",
+  "REDIS_PORT",
+  "REDIS_PASSWORD",
+] as const;
+
+/**
+ * An image reference pinned by tag or digest: `ghcr.io/acme/api:1.4.2` or `ghcr.io/acme/api@sha256:…`.
+ * `latest` and untagged references are refused: the deploy pulls only missing images, so a
+ * moving tag would never update (and could not be rolled back).
+ */
+const imageSchema = z.string().superRefine((value, ctx) => {
+  const match =
+    /^([a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?\/)?[a-z0-9]+([._/-][a-z0-9]+)*(:([\w][\w.-]{0,127}))?(@sha256:[a-f0-9]{64})?$/.exec(
+      value,
+    );
+  if (!match) {
+    ctx.addIssue({ code: "custom", message: "is not an image reference such as ghcr.io/acme/api:1.4.2" });
+    return;
+  }
+  const tag = match[6];
+  const digest = match[7];
+  if (!digest && (!tag || tag === "latest")) {
+    ctx.addIssue({
+      code: "custom",
+      message: "must be pinned by a version tag or a digest (image:1.4.2 or image@sha256:…), not latest or untagged",
+    });
+  }
+});
+
+const commandSchema = z.array(z.string().min(1)).min(1, { message: "must list the program and its arguments" });
+
+/** How Docker decides that a service is healthy. */
+const healthCheckSchema = z.union(
+  [
+    z.strictObject({
+      /** HTTP path answered with 2xx when healthy, fetched inside the container on the service's port. */
+      path: z.string().regex(/^\/[^\s]*$/, { message: 'must be a path such as "/health"' }),
+    }),
+    z.strictObject({
+      /** Command run inside the container; exit 0 means healthy. */
+      command: commandSchema,
+    }),
+  ],
+  { message: 'must be {path: "/health"} or {command: ["program", "arg"]}' },
+);
+
+/** One of the user's services: an API, a worker or a web front end. */
+export const appServiceSchema = z.strictObject({
+  /** Compose service name, also the hostname other services reach it by. */
+  name: z.string().regex(SERVICE_NAME, { message: "must be a service name (lowercase, a-z0-9-, at most 31)" }),
+  /** Image pinned by tag or digest. @example "ghcr.io/acme/api:1.4.2" */
+  image: imageSchema,
+  /** Command overriding the image's, as a list. */
+  command: commandSchema.optional(),
+  /** Port the service listens on inside the network; absent for workers. */
+  port: z.int().min(1).max(65535).optional(),
+  /**
+   * Health check: an HTTP path (needs `port`; fetched with wget or curl inside the container) or a
+   * command. Omitted: a worker is healthy while it runs; a service with a port must have one.
+   */
+  healthCheck: healthCheckSchema.optional(),
+  /** Plain environment variables (no secrets: those go in `secrets`). */
+  environment: z
+    .record(
+      z.string().regex(ENV_NAME, { message: "environment variable names are A-Z, 0-9 and _" }),
+      z.union([z.string(), z.number(), z.boolean()]).transform(String),
+    )
+    .default({}),
+  /**
+   * Names of app secrets this service receives as environment variables, each set with
+   * `pulumi config set --secret secrets:<NAME> <value>`.
+   */
+  secrets: z
+    .array(z.string().regex(ENV_NAME, { message: "secret names are environment variable names (A-Z, 0-9, _)" }))
+    .default([]),
+  /** Weight of this service in the tier's app memory (each replica counts once). @default 1 */
+  memoryShare: z.int().min(1).max(100).default(1),
+  /** Fixed memory limit in MiB instead of a share of the tier's app memory. */
+  memoryMb: z.int().min(32).max(65536).optional(),
+  /** Copies of a worker (services without a port); a routed service runs once. @default 1 */
+  replicas: z.int().min(1).max(16).default(1),
+  /** Run with a read-only root filesystem (a tmpfs on /tmp). @default false */
+  readOnly: z.boolean().default(false),
+  /** User (`uid:gid`) to run as instead of the image's. */
+  user: z
+    .string()
+    .regex(/^[0-9]+(:[0-9]+)?$/, { message: 'must be "uid" or "uid:gid"' })
+    .optional(),
+});
+export type AppService = z.output<typeof appServiceSchema>;
+
+export const appConfigFields = {
+  /**
+   * The user's services. Every route's service must be one of these and have a port.
+   * @example [{ name: "api", image: "ghcr.io/acme/api:1.4.2", port: 3000, healthCheck: { path: "/health" } }]
+   */
+  services: z.array(appServiceSchema).min(1, { message: "must list at least one service" }),
+  /** Database migrations, run once per deploy before the new app containers start. */
+  migration: z
+    .strictObject({
+      /** Service whose image, environment and secrets the migration uses. */
+      service: z.string().regex(SERVICE_NAME, { message: "must be a service name" }),
+      /** The migration command. @example ["npm", "run", "migrate"] */
+      command: commandSchema,
+    })
+    .optional(),
+  /** Files users upload, kept on the data volume and served by Caddy straight from it. */
+  uploads: z
+    .strictObject({
+      /** URL path prefix Caddy serves the files under, on every hostname. @default "/uploads" */
+      path: z
+        .string()
+        .regex(/^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/, { message: 'must be a path prefix such as "/uploads"' })
+        .default("/uploads"),
+      /** Services that write the files; each gets the directory mounted read-write at `mountPath`. */
+      services: z.array(z.string().regex(SERVICE_NAME, { message: "must be a service name" })).default([]),
+      /** Where writer services see the directory. @default "/data/uploads" */
+      mountPath: z
+        .string()
+        .regex(/^\/[A-Za-z0-9._/-]+$/, { message: "must be an absolute path" })
+        .default("/data/uploads"),
+    })
+    .optional(),
+  /** Postgres with PostGIS. */
+  postgres: z
+    .strictObject({
+      /** Multi-arch image (PostgreSQL 17 + PostGIS 3.5 by default). */
+      image: imageSchema.default("imresamu/postgis:17-3.5"),
+      /** Database name. @default "app" */
+      database: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: "must be a lowercase SQL identifier" })
+        .default("app"),
+      /** Role the apps connect as. @default "app" */
+      user: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: "must be a lowercase SQL identifier" })
+        .default("app"),
+      /** Override the tier's max_connections. */
+      maxConnections: z.int().min(10).max(1000).optional(),
+    })
+    .default({ image: "imresamu/postgis:17-3.5", database: "app", user: "app" }),
+  /** Redis (always with a generated password). */
+  redis: z
+    .strictObject({
+      image: imageSchema.default("redis:7.4"),
+      /** Append-only file persistence, for queues (BullMQ) whose jobs must survive a restart. @default false */
+      appendOnly: z.boolean().default(false),
+      /**
+       * What Redis does at maxmemory. @default "allkeys-lru" as a cache, "noeviction" with appendOnly
+       * (a queue must never lose jobs silently; BullMQ requires it).
+       */
+      evictionPolicy: z
+        .enum([
+          "noeviction",
+          "allkeys-lru",
+          "allkeys-lfu",
+          "allkeys-random",
+          "volatile-lru",
+          "volatile-lfu",
+          "volatile-random",
+          "volatile-ttl",
+        ])
+        .optional(),
+    })
+    .default({ image: "redis:7.4", appendOnly: false }),
+  /** Images of the reverse proxy pair. */
+  proxy: z
+    .strictObject({
+      caddyImage: imageSchema.default("caddy:2.10-alpine"),
+      cloudflaredImage: imageSchema.default("cloudflare/cloudflared:2025.8.1"),
+    })
+    .default({ caddyImage: "caddy:2.10-alpine", cloudflaredImage: "cloudflare/cloudflared:2025.8.1" }),
+};
+
+interface Problem {
+  readonly path: (string | number)[];
+  readonly message: string;
+}
+
+type Loose = Record<string, unknown>;
+const isObject = (v: unknown): v is Loose => v !== null && typeof v === "object" && !Array.isArray(v);
+
+/**
+ * Cross-key checks of the app stack: routes name services with a port, service names are unique
+ * and not the stack's own, the migration and uploads name existing services, workers alone scale.
+ * Like the foundation's checks they look only at values of the right shape.
+ */
+export const appCrossChecks: ((raw: Loose) => Problem[])[] = [
+  function servicesAreWellFormed(raw) {
+    if (!Array.isArray(raw.services)) return [];
+    const problems: Problem[] = [];
+    const seen = new Set<string>();
+    raw.services.forEach((s, i) => {
+      if (!isObject(s) || typeof s.name !== "string") return;
+      if ((RESERVED_SERVICE_NAMES as readonly string[]).includes(s.name)) {
+        problems.push({
+          path: ["services", i, "name"],
+          message: `"${s.name}" is a service of the stack itself; reserved: ${RESERVED_SERVICE_NAMES.join(", ")}`,
+        });
+      }
+      if (seen.has(s.name))
+        problems.push({ path: ["services", i, "name"], message: `service "${s.name}" is defined twice` });
+      seen.add(s.name);
+      const hasPort = typeof s.port === "number";
+      if (typeof s.replicas === "number" && s.replicas > 1 && hasPort) {
+        problems.push({
+          path: ["services", i, "replicas"],
+          message:
+            "only workers (services without a port) run as several replicas; grow a routed service with the tier",
+        });
+      }
+      if (hasPort && s.healthCheck === undefined) {
+        problems.push({
+          path: ["services", i, "healthCheck"],
+          message: 'a service with a port needs a health check, e.g. {path: "/health"}',
+        });
+      }
+      if (!hasPort && isObject(s.healthCheck) && "path" in s.healthCheck) {
+        problems.push({
+          path: ["services", i, "healthCheck"],
+          message: "an HTTP health check needs the service's port; a worker uses {command: [...]}",
+        });
+      }
+      if (isObject(s.environment)) {
+        for (const key of Object.keys(s.environment)) {
+          if ((STACK_ENV_NAMES as readonly string[]).includes(key)) {
+            problems.push({
+              path: ["services", i, "environment", key],
+              message: `is set by the stack (${STACK_ENV_NAMES.join(", ")}); remove it`,
+            });
+          }
+        }
+        if (Array.isArray(s.secrets)) {
+          for (const name of s.secrets) {
+            if (typeof name === "string" && name in s.environment) {
+              problems.push({
+                path: ["services", i, "secrets"],
+                message: `${name} is both a plain environment variable and a secret`,
+              });
+            }
+          }
+        }
+      }
+    });
+    return problems;
+  },
+  function routesGoToServicesWithAPort(raw) {
+    if (!Array.isArray(raw.routes) || !Array.isArray(raw.services)) return [];
+    const services = new Map(
+      raw.services.filter(isObject).flatMap((s) => (typeof s.name === "string" ? [[s.name, s] as const] : [])),
+    );
+    const names = [...services.keys()].join(", ") || "(none)";
+    return raw.routes.flatMap((route, i): Problem[] => {
+      if (!isObject(route) || typeof route.service !== "string") return [];
+      const service = services.get(route.service);
+      if (!service) {
+        return [{ path: ["routes", i, "service"], message: `no service "${route.service}"; services: ${names}` }];
+      }
+      if (typeof service.port !== "number") {
+        return [
+          {
+            path: ["routes", i, "service"],
+            message: `service "${route.service}" has no port (a worker cannot be routed to)`,
+          },
+        ];
+      }
+      return [];
+    });
+  },
+  function migrationAndUploadsNameServices(raw) {
+    if (!Array.isArray(raw.services)) return [];
+    const names = raw.services.filter(isObject).map((s) => s.name);
+    const list = names.join(", ");
+    const problems: Problem[] = [];
+    if (
+      isObject(raw.migration) &&
+      typeof raw.migration.service === "string" &&
+      !names.includes(raw.migration.service)
+    ) {
+      problems.push({
+        path: ["migration", "service"],
+        message: `no service "${raw.migration.service}"; services: ${list}`,
+      });
+    }
+    if (isObject(raw.uploads) && Array.isArray(raw.uploads.services)) {
+      raw.uploads.services.forEach((name, i) => {
+        if (typeof name === "string" && !names.includes(name)) {
+          problems.push({ path: ["uploads", "services", i], message: `no service "${name}"; services: ${list}` });
+        }
+      });
+    }
+    return problems;
+  },
+  function uploadsPathNotShadowedByARoute(raw) {
+    if (!isObject(raw.uploads) || !Array.isArray(raw.routes)) return [];
+    const path = typeof raw.uploads.path === "string" ? raw.uploads.path : "/uploads";
+    return raw.routes.flatMap((route, i): Problem[] =>
+      isObject(route) && route.path === path
+        ? [{ path: ["routes", i, "path"], message: `${path} is the uploads path, served from the volume by Caddy` }]
+        : [],
+    );
+  },
+];
+
+/** The app secrets the services name, each once, sorted. */
+export function appSecretNames(services: readonly AppService[]): string[] {
+  return [...new Set(services.flatMap((s) => s.secrets))].sort();
+}
+
+/** `secrets:<NAME>`, the full config key of an app secret. */
+export function appSecretKey(name: string): string {
+  return `${APP_SECRET_NAMESPACE}:${name}`;
+}
+
+/**
+ * The problems with the app secrets: every name the services use must be set in the `secrets`
+ * namespace with `--secret`. Returns one message per missing or plaintext key.
+ */
+export function appSecretProblems(
+  services: readonly AppService[],
+  allConfig: Readonly<Record<string, string>>,
+  isSecret: (key: string) => boolean,
+): string[] {
+  return appSecretNames(services).flatMap((name) => {
+    const key = appSecretKey(name);
+    if (!(key in allConfig)) {
+      return [
+        `${key}: is required (a service lists it in secrets); set it with: pulumi config set --secret ${key} <value>`,
+      ];
+    }
+    if (!isSecret(key)) {
+      return [`${key}: is stored in plaintext; set it again with: pulumi config set --secret ${key} <value>`];
+    }
+    return [];
+  });
+}

@@ -1,0 +1,174 @@
+/**
+ * The app stack on the server: ships the rendered compose file, Caddyfile, deploy script and a
+ * 0600 `.env` over SSH as the deploy user, then runs the deploy script (pull, migration,
+ * `docker compose up -d --wait`, prune, rollback on failure).
+ *
+ * Secrets (the generated Postgres and Redis passwords, the tunnel token, the app secrets) reach
+ * the server only inside the `.env` text, which travels as a Pulumi secret on the SSH session's
+ * stdin: never in a command line, a trigger or an output. The deploy re-runs when and only when
+ * what it ships changes (the content hash of the files, a hash of the `.env` kept secret) or the
+ * server is replaced.
+ *
+ * Cost: nothing beyond the server; the images come from the registries the config names.
+ */
+
+import { createHash } from "node:crypto";
+import * as command from "@pulumi/command";
+import type * as hcloud from "@pulumi/hcloud";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { STACK_ENV_FILE_KEYS, TUNNEL_TOKEN_KEY } from "../compose/compose";
+import { renderDotenv } from "../compose/dotenv";
+import { type AppStackConfig, appDir, renderStackFiles } from "../compose/stack-files";
+import { appSecretNames } from "./app-config";
+
+/** The user cloud-init creates for deployments (docker group, passwordless sudo). */
+export const DEPLOY_USER = "deploy";
+
+export interface AppStackArgs {
+  /** The resolved stack config (services, routes, tier, images). */
+  config: AppStackConfig;
+  /** Where the data volume is mounted on the server. @default "/srv/data" */
+  dataDir: string;
+  /** Address the deploy commands connect to. */
+  host: pulumi.Input<string>;
+  /** Private half of the deploy key (OpenSSH format). Secret. */
+  privateKey: pulumi.Input<string>;
+  /**
+   * The Cloudflare tunnel's connector token (secret); required in tunnel mode, ignored in direct
+   * mode. cloudflared reads it from `.env`.
+   */
+  tunnelToken: pulumi.Input<string> | undefined;
+  /** App secret values by name (`secrets:<NAME>` config keys), each a Pulumi secret. */
+  appSecrets: Readonly<Record<string, pulumi.Input<string>>>;
+  /** The server and the attachment of its data volume: nothing is shipped before both exist. */
+  server: hcloud.Server;
+  volumeAttachment: hcloud.VolumeAttachment;
+}
+
+export class AppStack extends pulumi.ComponentResource {
+  /** sha256 of the shipped files (compose.yaml, Caddyfile, scripts); names the release directory. */
+  readonly contentHash: string;
+  /** The release directory on the server. */
+  readonly releaseDir: string;
+  /** The deploy command (other components that need the running stack depend on it). */
+  readonly deploy: command.remote.Command;
+
+  constructor(name: string, args: AppStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vps:app:AppStack", name, {}, opts);
+    const parent = { parent: this };
+    const { config } = args;
+    if (config.exposure === "tunnel" && args.tunnelToken === undefined) {
+      throw new Error("AppStack: tunnel exposure needs the tunnel token (args.tunnelToken)");
+    }
+    const missing = appSecretNames(config.services).filter((n) => !(n in args.appSecrets));
+    if (missing.length > 0) throw new Error(`AppStack: no value for the app secrets ${missing.join(", ")}`);
+
+    const { files, contentHash } = renderStackFiles(config, args.dataDir);
+    const app = appDir(args.dataDir);
+    const releaseDir = `${app}/releases/${contentHash.slice(0, 16)}`;
+    const connection = {
+      host: args.host,
+      user: DEPLOY_USER,
+      privateKey: args.privateKey,
+      // A fresh server answers SSH before cloud-init has created the deploy user: keep retrying.
+      dialErrorLimit: 60,
+    };
+    const serverIdentity = [args.server.id, args.volumeAttachment.id];
+    const after = { ...parent, dependsOn: [args.server, args.volumeAttachment] };
+
+    const serverReady = waitForServer();
+    const passwords = generatePasswords();
+    const envText = dotenvText();
+    const uploads = [...Object.entries(files).map(([file, text]) => shipFile(file, text)), shipEnv()];
+    const deploy = runDeploy();
+
+    this.contentHash = contentHash;
+    this.releaseDir = releaseDir;
+    this.deploy = deploy;
+    this.registerOutputs({ contentHash, releaseDir });
+
+    function waitForServer(): command.remote.Command {
+      // cloud-init installs Docker and mounts the volume; `status --wait` returns once it is done
+      // (non-zero for a degraded boot, which the compose check below then reports precisely).
+      return new command.remote.Command(
+        `${name}-server-ready`,
+        {
+          connection,
+          create: "cloud-init status --wait >/dev/null 2>&1 || true; docker compose version",
+          triggers: serverIdentity,
+        },
+        after,
+      );
+    }
+
+    function generatePasswords() {
+      // Letters and digits only: they go into URLs (DATABASE_URL, REDIS_URL) unescaped.
+      const password = (what: string) =>
+        new random.RandomPassword(`${name}-${what}-password`, { length: 40, special: false }, parent);
+      return { postgres: password("postgres"), redis: password("redis") };
+    }
+
+    function dotenvText(): pulumi.Output<string> {
+      const values: Record<string, pulumi.Input<string>> = {
+        [STACK_ENV_FILE_KEYS[0]]: passwords.postgres.result,
+        [STACK_ENV_FILE_KEYS[1]]: passwords.redis.result,
+        ...args.appSecrets,
+      };
+      if (config.exposure === "tunnel") values[TUNNEL_TOKEN_KEY] = args.tunnelToken!;
+      return pulumi.secret(pulumi.all(values).apply((v) => renderDotenv(v)));
+    }
+
+    function shipFile(file: string, text: string): command.remote.Command {
+      const target = `${releaseDir}/${file}`;
+      const dir = target.slice(0, target.lastIndexOf("/"));
+      const mode = file.endsWith(".sh") ? "0755" : "0644";
+      return new command.remote.Command(
+        `${name}-ship-${file.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase()}`,
+        {
+          connection,
+          create: `set -eu; mkdir -p ${shq(dir)}; cat > ${shq(`${target}.tmp`)}; chmod ${mode} ${shq(`${target}.tmp`)}; mv ${shq(`${target}.tmp`)} ${shq(target)}`,
+          stdin: text,
+          triggers: [contentHash, ...serverIdentity],
+        },
+        { ...parent, dependsOn: [serverReady] },
+      );
+    }
+
+    function shipEnv(): command.remote.Command {
+      const target = `${releaseDir}/.env`;
+      return new command.remote.Command(
+        `${name}-ship-env`,
+        {
+          connection,
+          // umask 077 before the file exists: it is never readable by anyone but the deploy user.
+          create: `set -eu; umask 077; mkdir -p ${shq(releaseDir)}; cat > ${shq(`${target}.tmp`)}; mv ${shq(`${target}.tmp`)} ${shq(target)}`,
+          stdin: envText,
+          triggers: [contentHash, ...serverIdentity],
+        },
+        { ...parent, dependsOn: [serverReady] },
+      );
+    }
+
+    function runDeploy(): command.remote.Command {
+      // A hash of the secret .env, itself kept secret (the state encrypts it): a rotated secret
+      // redeploys without the hash of a weak secret ever being stored in the clear.
+      const envHash = pulumi.secret(envText.apply((t) => createHash("sha256").update(t).digest("hex")));
+      return new command.remote.Command(
+        `${name}-deploy`,
+        {
+          connection,
+          create: `bash ${shq(`${releaseDir}/scripts/deploy.sh`)} ${shq(app)} ${shq(releaseDir)}`,
+          triggers: [contentHash, envHash, ...serverIdentity],
+          // No delete command: replacing this resource must never take the running stack down.
+        },
+        { ...parent, dependsOn: uploads },
+      );
+    }
+  }
+}
+
+/** Quote a word for a POSIX shell. */
+function shq(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}

@@ -1,0 +1,131 @@
+/**
+ * The Caddyfile renderer: host and path routing from the routes, WebSocket pass-through,
+ * compression, security headers, body-size limits, the uploads path served from the volume and
+ * JSON access logs. Pure: same input, same bytes.
+ *
+ * Tunnel mode: cloudflared sends every request to Caddy over plain HTTP inside the compose
+ * network (Cloudflare terminates TLS), so each site is `http://<host>` and Caddy listens on port
+ * 80 only, publishing nothing. Direct mode: sites are bare hostnames, so Caddy gets certificates
+ * itself (ACME) and redirects HTTP to HTTPS.
+ */
+import type { AppService } from "../components/app-config";
+import type { Route } from "../components/config";
+import { CADDY_INTERNAL_PORT } from "../components/topology";
+
+/** Where the Caddy container sees the uploads directory (read-only). */
+export const CADDY_UPLOADS_DIR = "/srv/uploads";
+/** Caddy's admin endpoint inside its container; the health check asks it. */
+export const CADDY_ADMIN = "127.0.0.1:2019";
+
+export interface CaddyfileInput {
+  readonly exposure: "tunnel" | "direct";
+  readonly routes: readonly Route[];
+  readonly services: readonly Pick<AppService, "name" | "port">[];
+  /** URL path prefix of the uploads, or undefined when the stack has none. */
+  readonly uploadsPath?: string;
+}
+
+const TAB = "\t";
+
+/** The Caddyfile of the stack. */
+export function renderCaddyfile(input: CaddyfileInput): string {
+  const ports = new Map(input.services.map((s) => [s.name, s.port]));
+  const lines: string[] = [
+    "# Rendered by webstack from the stack config; edits on the server are overwritten by the next deploy.",
+    "{",
+    `${TAB}admin ${CADDY_ADMIN}`,
+  ];
+  if (input.exposure === "tunnel") {
+    lines.push(
+      `${TAB}# Cloudflare terminates TLS; cloudflared reaches Caddy over the compose network on port ${CADDY_INTERNAL_PORT}.`,
+      `${TAB}auto_https off`,
+      `${TAB}http_port ${CADDY_INTERNAL_PORT}`,
+    );
+  }
+  lines.push("}");
+
+  for (const hostname of hostnamesInOrder(input.routes)) {
+    const routes = routesOfHost(input.routes, hostname);
+    const address = input.exposure === "tunnel" ? `http://${hostname}` : hostname;
+    lines.push("", `${address} {`);
+    lines.push(...indent(siteCommon()));
+    if (input.uploadsPath) {
+      lines.push(
+        "",
+        `${TAB}# Uploaded files, straight from the data volume.`,
+        `${TAB}handle_path ${input.uploadsPath}/* {`,
+        `${TAB}${TAB}root * ${CADDY_UPLOADS_DIR}`,
+        `${TAB}${TAB}header X-Content-Type-Options nosniff`,
+        `${TAB}${TAB}file_server`,
+        `${TAB}}`,
+      );
+    }
+    routes.forEach((route, i) => {
+      const upstream = `${route.service}:${ports.get(route.service)}`;
+      const body = routeBody(route, upstream);
+      lines.push("");
+      if (route.path) {
+        lines.push(`${TAB}@route${i} path ${route.path} ${route.path}/*`, `${TAB}handle @route${i} {`);
+      } else {
+        lines.push(`${TAB}handle {`);
+      }
+      lines.push(...indent(indent(body)), `${TAB}}`);
+    });
+    lines.push("}");
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function siteCommon(): string[] {
+  // HSTS is sent in both modes: with the tunnel the browser talks HTTPS to Cloudflare.
+  return [
+    "encode zstd gzip",
+    "header {",
+    `${TAB}Strict-Transport-Security "max-age=31536000; includeSubDomains"`,
+    `${TAB}X-Content-Type-Options nosniff`,
+    `${TAB}X-Frame-Options SAMEORIGIN`,
+    `${TAB}Referrer-Policy strict-origin-when-cross-origin`,
+    `${TAB}-Server`,
+    "}",
+    "log {",
+    `${TAB}output stdout`,
+    `${TAB}format json`,
+    "}",
+  ];
+}
+
+function routeBody(route: Route, upstream: string): string[] {
+  const body: string[] = [];
+  if (route.maxBodyMb !== undefined) {
+    body.push("request_body {", `${TAB}max_size ${route.maxBodyMb}MB`, "}");
+  }
+  if (route.websockets) {
+    // Caddy passes Upgrade requests through by itself; flushing at once keeps long-polling and
+    // server-sent fallbacks (Socket.IO) responsive.
+    body.push(`reverse_proxy ${upstream} {`, `${TAB}flush_interval -1`, "}");
+  } else {
+    body.push(`reverse_proxy ${upstream}`);
+  }
+  return body;
+}
+
+/** Hostnames in the order they first appear in the routes. */
+function hostnamesInOrder(routes: readonly Route[]): string[] {
+  return [...new Set(routes.map((r) => r.hostname))];
+}
+
+/**
+ * A host's routes, most specific first: Caddy tries `handle` blocks with named matchers in the
+ * order written, so longer path prefixes must come before shorter ones and the catch-all last.
+ */
+function routesOfHost(routes: readonly Route[], hostname: string): Route[] {
+  return routes
+    .filter((r) => r.hostname === hostname)
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => (b.r.path?.length ?? -1) - (a.r.path?.length ?? -1) || a.i - b.i)
+    .map(({ r }) => r);
+}
+
+function indent(lines: string[]): string[] {
+  return lines.map((l) => (l === "" ? l : `${TAB}${l}`));
+}

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Deploys one release of the app stack on the server, with rollback. Run as the deploy user (a
+# member of the docker group); the Pulumi AppStack runs it over SSH, the tests run it as is.
+#
+#   deploy.sh APP_DIR RELEASE_DIR
+#
+#   APP_DIR      the compose project directory (on the server: /srv/data/app). Its compose.yaml,
+#                Caddyfile and .env are the running release.
+#   RELEASE_DIR  a directory with the new compose.yaml, Caddyfile and .env (mode 0600).
+#
+# Environment (all optional):
+#   DOCKER         docker CLI to use (default: docker)
+#   WAIT_TIMEOUT   seconds to wait for every service to be healthy (default: 300)
+#   KEEP_RELEASES  release directories to keep beside RELEASE_DIR, newest first (default: 3)
+#
+# Steps: validate the release; remember the running files and image ids; install the release;
+# pull missing images; start Postgres and Redis; run the migration one-off (when the release has
+# a `migrate` service); `docker compose up -d --wait --remove-orphans`; prune superseded images.
+# If a step after the install fails, the logs of every service that is not healthy go to stderr,
+# the previous files and images come back, the previous release is started again, and the
+# script exits 1. Re-running it with an unchanged release changes nothing (no container restarts).
+#
+# Exit status: 0 deployed, 1 failed (rolled back when there was a previous release), 2 usage.
+set -euo pipefail
+
+usage() {
+  sed -n '2,/^$/s/^# \{0,1\}//p' "$0" >&2
+  exit 2
+}
+
+[ "$#" -eq 2 ] || usage
+app_dir="$(cd "$1" && pwd)"
+release_dir="$(cd "$2" && pwd)"
+docker="${DOCKER:-docker}"
+wait_timeout="${WAIT_TIMEOUT:-300}"
+keep_releases="${KEEP_RELEASES:-3}"
+files=(compose.yaml Caddyfile .env)
+previous_dir="$app_dir/previous"
+
+log() { printf 'deploy: %s\n' "$*" >&2; }
+
+compose() {
+  "$docker" compose --project-directory "$app_dir" -f "$app_dir/compose.yaml" "$@"
+}
+
+for f in "${files[@]}"; do
+  [ -f "$release_dir/$f" ] || {
+    log "$release_dir/$f is missing"
+    exit 2
+  }
+done
+
+# 1. A release that compose rejects never replaces the running one.
+"$docker" compose --project-directory "$release_dir" -f "$release_dir/compose.yaml" config -q
+
+# 2. Remember what runs now: its files and the image id behind each image reference, so a
+# re-pushed tag can be pointed back at the old image.
+had_previous=0
+if [ -f "$app_dir/compose.yaml" ]; then
+  had_previous=1
+  rm -rf "$previous_dir.new"
+  mkdir -m 0700 "$previous_dir.new"
+  for f in "${files[@]}"; do
+    [ -f "$app_dir/$f" ] && cp -p "$app_dir/$f" "$previous_dir.new/$f"
+  done
+  compose ps -aq | while read -r container; do
+    [ -n "$container" ] && "$docker" inspect --format '{{.Config.Image}} {{.Image}}' "$container"
+  done | sort -u >"$previous_dir.new/images.txt"
+  rm -rf "$previous_dir"
+  mv "$previous_dir.new" "$previous_dir"
+fi
+
+install_files() {
+  local from="$1"
+  for f in "${files[@]}"; do
+    [ -f "$from/$f" ] || continue
+    cp -p "$from/$f" "$app_dir/.$f.new"
+    mv "$app_dir/.$f.new" "$app_dir/$f"
+  done
+  chmod 0600 "$app_dir/.env"
+}
+
+# Logs of every service that is neither healthy nor (for services without a check) running.
+report_unhealthy() {
+  local service state health
+  compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' | sort -u | while read -r service state health; do
+    if [ "$health" = "healthy" ] || { [ -z "$health" ] && [ "$state" = "running" ]; }; then continue; fi
+    log "service $service is ${health:-$state}; its last log lines:"
+    compose logs --no-color --tail 60 "$service" >&2 || true
+  done
+}
+
+rollback() {
+  report_unhealthy
+  if [ "$had_previous" -eq 0 ]; then
+    log "first release failed; nothing to roll back to"
+    exit 1
+  fi
+  log "rolling back to the previous release"
+  install_files "$previous_dir"
+  while read -r ref id; do
+    # Digest references are immutable; a tag is pointed back at the image it named before.
+    case "$ref" in *@*) ;; *) "$docker" tag "$id" "$ref" 2>/dev/null || true ;; esac
+  done <"$previous_dir/images.txt"
+  if compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans; then
+    log "previous release restored"
+  else
+    log "the previous release did not become healthy either"
+    report_unhealthy
+  fi
+  exit 1
+}
+
+# 3. Install the release.
+install_files "$release_dir"
+trap rollback ERR
+
+# 4. Images are pinned by tag or digest: pull only what is not here yet.
+log "pulling images"
+compose pull --quiet --policy missing
+
+# 5. Data services first: the migration needs them.
+log "starting postgres and redis"
+compose up -d --wait --wait-timeout "$wait_timeout" postgres redis
+
+# 6. Migrations run once, before the new app containers start.
+if compose --profile migrate config --services | grep -qx migrate; then
+  log "running the migration"
+  compose run --rm --no-TTY migrate
+fi
+
+# 7. Everything else; unchanged services are left alone.
+log "starting the stack"
+compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans
+trap - ERR
+
+# 8. Images no container uses any more are superseded releases.
+"$docker" image prune --all --force >/dev/null
+
+# Old release directories beside this one (each holds a copy of .env).
+parent="$(dirname "$release_dir")"
+if [ "$(basename "$parent")" = "releases" ]; then
+  find "$parent" -mindepth 1 -maxdepth 1 -type d -printf '%T@ %p\n' | sort -rn | tail -n "+$((keep_releases + 1))" |
+    while read -r _ dir; do
+      [ "$dir" = "$release_dir" ] || rm -rf "$dir"
+    done
+fi
+log "release $(basename "$release_dir") is up"

@@ -1,0 +1,66 @@
+/**
+ * Everything the app stack ships to the server, rendered from the resolved config: the compose
+ * file, the Caddyfile and the deploy scripts. Pure; the same function feeds the AppStack
+ * component, the offline plan and the tests.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { StackConfig } from "../components/config";
+import { renderCaddyfile } from "./caddyfile";
+import { renderCompose } from "./compose";
+import { planMemory } from "./memory";
+
+/** The server-side scripts, shipped as they are in `compose/scripts/`. */
+export const DEPLOY_SCRIPTS = ["deploy.sh"] as const;
+export const SCRIPTS_DIR = join(__dirname, "scripts");
+
+/** Where the stack lives on the server: on the data volume, so a rebuilt server finds it. */
+export function appDir(dataDir: string): string {
+  return `${dataDir}/app`;
+}
+
+export type AppStackConfig = Pick<
+  StackConfig,
+  "appName" | "exposure" | "tier" | "routes" | "services" | "migration" | "uploads" | "postgres" | "redis" | "proxy"
+>;
+
+export interface StackFiles {
+  /** File name (relative to the app directory) → text. Not secret. */
+  readonly files: Readonly<Record<string, string>>;
+  /** sha256 of every shipped file, names included: the deploy re-runs when and only when it changes. */
+  readonly contentHash: string;
+}
+
+/** Render the compose file and Caddyfile and read the deploy scripts. */
+export function renderStackFiles(config: AppStackConfig, dataDir: string): StackFiles {
+  const caddyfile = renderCaddyfile({
+    exposure: config.exposure,
+    routes: config.routes,
+    services: config.services,
+    uploadsPath: config.uploads?.path,
+  });
+  const memory = planMemory(config.tier, config.services, config.exposure === "tunnel");
+  const compose = renderCompose({
+    project: config.appName,
+    exposure: config.exposure,
+    services: config.services,
+    migration: config.migration,
+    uploads: config.uploads,
+    postgres: config.postgres,
+    redis: config.redis,
+    proxy: config.proxy,
+    dataDir,
+    memory,
+    caddyfile,
+  });
+  const files: Record<string, string> = { "compose.yaml": compose, Caddyfile: caddyfile };
+  for (const script of DEPLOY_SCRIPTS) files[`scripts/${script}`] = readFileSync(join(SCRIPTS_DIR, script), "utf8");
+  return { files, contentHash: hashFiles(files) };
+}
+
+export function hashFiles(files: Readonly<Record<string, string>>): string {
+  const hash = createHash("sha256");
+  for (const name of Object.keys(files).sort()) hash.update(`${name}\0${files[name]}\0`);
+  return hash.digest("hex");
+}

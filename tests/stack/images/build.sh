@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Builds the stand-in images of the end-to-end stack test (no registry is reachable here) and
+# caches them under $WEBSTACK_CACHE/stack-images, so later runs on the same machine only
+# `docker load` them.
+#
+#   build.sh            build (or load from the cache) every stand-in image
+#
+# One Debian 13 rootfs (debootstrap minbase + PostgreSQL 17 with PostGIS 3.5, Redis, Caddy,
+# Python with psycopg2 and redis) is imported as a base image; each stand-in is a tiny Dockerfile
+# on top that adds its entrypoint, so they share one layer. Needs a running dockerd and root.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+cache="${WEBSTACK_CACHE:-/var/cache/webstack}/stack-images"
+docker="${DOCKER:-/usr/bin/docker}"
+mkdir -p "$cache"
+
+# Bump when the package list or a Dockerfile changes, so a stale cache is rebuilt.
+version=3
+images=(local/postgis:17-3.5 local/redis:standin local/caddy:standin local/cloudflared:standin local/app:standin)
+tarball="$cache/images-v$version.tar"
+
+have_all() {
+  for image in "${images[@]}"; do "$docker" image inspect "$image" >/dev/null 2>&1 || return 1; done
+}
+
+if have_all; then exit 0; fi
+if [ -f "$tarball" ]; then
+  "$docker" load -q -i "$tarball" >/dev/null
+  have_all && exit 0
+fi
+
+rootfs="$cache/rootfs-v$version"
+if [ ! -f "$rootfs/.complete" ]; then
+  echo "stack-images: debootstrap Debian 13 into $rootfs"
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase \
+    --include=postgresql-17,postgresql-17-postgis-3,redis-server,caddy,python3,python3-psycopg2,python3-redis,curl,wget,ca-certificates,util-linux \
+    trixie "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 || {
+    tail -20 "$cache/debootstrap.log" >&2
+    exit 1
+  }
+  # Keep the base small: package lists and the apt cache are not needed in the images.
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
+  touch "$rootfs/.complete"
+fi
+
+echo "stack-images: importing the base and building the stand-ins"
+tar -C "$rootfs" --exclude=./.complete -c . | "$docker" import - local/webstack-base:trixie >/dev/null
+for dir in "$here"/*/; do
+  name="$(basename "$dir")"
+  tag=standin
+  [ "$name" = postgis ] && tag=17-3.5
+  DOCKER_BUILDKIT=0 "$docker" build -q -t "local/$name:$tag" "$dir" >/dev/null
+done
+"$docker" save -o "$tarball.tmp" "${images[@]}"
+mv "$tarball.tmp" "$tarball"
+rm -f "$cache"/images-v*.tar.tmp
+echo "stack-images: cached in $tarball"
