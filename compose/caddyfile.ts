@@ -97,7 +97,17 @@ function siteCommon(): string[] {
 function routeBody(route: Route, upstream: string): string[] {
   const body: string[] = [];
   if (route.maxBodyMb !== undefined) {
-    body.push("request_body {", `${TAB}max_size ${route.maxBodyMb}MB`, "}");
+    const bytes = route.maxBodyMb * 1024 * 1024;
+    // A declared length over the limit is refused at once with 413 (Caddy 2.6 would answer a
+    // body cut short by request_body with 502); request_body still caps chunked bodies.
+    const length = "{http.request.header.Content-Length}";
+    body.push(
+      `@tooLarge expression ${length}.size() > 0 && int(${length}) > ${bytes}`,
+      "respond @tooLarge 413",
+      "request_body {",
+      `${TAB}max_size ${route.maxBodyMb}MiB`,
+      "}",
+    );
   }
   if (route.websockets) {
     // Caddy passes Upgrade requests through by itself; flushing at once keeps long-polling and

@@ -62,6 +62,11 @@ export function required(name: string): string {
   return `\${${name}:?${name} is missing from .env}`;
 }
 
+/** `${NAME}`: a value compose fills in from `.env`. */
+function ref(name: string): string {
+  return `\${${name}}`;
+}
+
 /** The compose file of the stack. */
 export function renderCompose(input: ComposeInput): string {
   const { memory } = input;
@@ -190,16 +195,16 @@ function redisService(input: ComposeInput): ComposeService {
 function appEnvironment(input: ComposeInput, s: AppService): Record<string, string> {
   const pg = input.postgres;
   const env: Record<string, string> = {
-    DATABASE_URL: `postgres://${pg.user}:\${POSTGRES_PASSWORD}@postgres:${POSTGRES_PORT}/${pg.database}`,
+    DATABASE_URL: `postgres://${pg.user}:${ref("POSTGRES_PASSWORD")}@postgres:${POSTGRES_PORT}/${pg.database}`,
     PGHOST: "postgres",
     PGPORT: String(POSTGRES_PORT),
     PGUSER: pg.user,
-    PGPASSWORD: "${POSTGRES_PASSWORD}",
+    PGPASSWORD: ref("POSTGRES_PASSWORD"),
     PGDATABASE: pg.database,
-    REDIS_URL: `redis://:\${REDIS_PASSWORD}@redis:${REDIS_PORT}/0`,
+    REDIS_URL: `redis://:${ref("REDIS_PASSWORD")}@redis:${REDIS_PORT}/0`,
     REDIS_HOST: "redis",
     REDIS_PORT: String(REDIS_PORT),
-    REDIS_PASSWORD: "${REDIS_PASSWORD}",
+    REDIS_PASSWORD: ref("REDIS_PASSWORD"),
   };
   if (s.port !== undefined) env.PORT = String(s.port);
   for (const [k, v] of Object.entries(s.environment)) env[k] = escapeDollars(v);

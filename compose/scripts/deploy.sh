@@ -83,7 +83,7 @@ install_files() {
 # Logs of every service that is neither healthy nor (for services without a check) running.
 report_unhealthy() {
   local service state health
-  compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' | sort -u | while read -r service state health; do
+  { compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' || true; } | sort -u | while read -r service state health; do
     if [ "$health" = "healthy" ] || { [ -z "$health" ] && [ "$state" = "running" ]; }; then continue; fi
     log "service $service is ${health:-$state}; its last log lines:"
     compose logs --no-color --tail 60 "$service" >&2 || true
@@ -111,31 +111,43 @@ rollback() {
   exit 1
 }
 
-# 3. Install the release.
+# Steps 4 to 7; any failure returns non-zero (errexit is off inside a function called by `if`).
+start_release() {
+  # 4. Images are pinned by tag or digest: pull only what is not here yet.
+  log "pulling images"
+  compose pull --quiet --policy missing || return 1
+
+  # 5. Data services first: the migration needs them.
+  log "starting postgres and redis"
+  compose up -d --wait --wait-timeout "$wait_timeout" postgres redis || return 1
+
+  # 6. Migrations run once, before the new app containers start.
+  # (Captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)
+  local services
+  services="$(compose --profile migrate config --services)" || return 1
+  if grep -qx migrate <<<"$services"; then
+    log "running the migration"
+    compose run --rm --no-TTY migrate || return 1
+  fi
+
+  # 7. Everything else; unchanged services are left alone.
+  log "starting the stack"
+  compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans || return 1
+}
+
+# 3. Install the release, then start it.
 install_files "$release_dir"
-trap rollback ERR
+if ! start_release; then rollback; fi
 
-# 4. Images are pinned by tag or digest: pull only what is not here yet.
-log "pulling images"
-compose pull --quiet --policy missing
-
-# 5. Data services first: the migration needs them.
-log "starting postgres and redis"
-compose up -d --wait --wait-timeout "$wait_timeout" postgres redis
-
-# 6. Migrations run once, before the new app containers start.
-if compose --profile migrate config --services | grep -qx migrate; then
-  log "running the migration"
-  compose run --rm --no-TTY migrate
+# 8. Prune superseded images: those the previous release ran and this one no longer names, and
+# dangling layers. Nothing else on the machine is touched.
+if [ "$had_previous" -eq 1 ]; then
+  current_images="$(compose config --images)"
+  while read -r ref _; do
+    grep -qxF "$ref" <<<"$current_images" || "$docker" image rm "$ref" >/dev/null 2>&1 || true
+  done <"$previous_dir/images.txt"
 fi
-
-# 7. Everything else; unchanged services are left alone.
-log "starting the stack"
-compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans
-trap - ERR
-
-# 8. Images no container uses any more are superseded releases.
-"$docker" image prune --all --force >/dev/null
+"$docker" image prune --force >/dev/null
 
 # Old release directories beside this one (each holds a copy of .env).
 parent="$(dirname "$release_dir")"

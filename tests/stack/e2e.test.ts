@@ -1,0 +1,336 @@
+/**
+ * The rendered stack on a real Docker engine: Debian's docker.io started by scripts/start-dockerd.sh,
+ * stand-in images built from Debian 13 (PostgreSQL 17 + PostGIS 3.5, Redis, Caddy, a small Python
+ * app) by tests/stack/images/build.sh and cached under $WEBSTACK_CACHE/stack-images. The test
+ * deploys with the real deploy script, exactly as the AppStack runs it over SSH, then talks to
+ * Caddy by its address on the stack's network (tunnel mode publishes nothing).
+ */
+import { randomBytes } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
+import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { resolveConfig, type StackConfig } from "../../components/config";
+import { renderDotenv } from "../../compose/dotenv";
+import { appDir, renderStackFiles } from "../../compose/stack-files";
+import { PROJECT_ROOT } from "../../scripts/mock-engine";
+import { configFileValues, DOCKER, run } from "../support/stack-configs";
+
+const PROJECT = "e2e";
+const started = Date.now();
+let root: string;
+let dataDir: string;
+let caddyIp: string;
+let passwords: { postgres: string; redis: string };
+let config: StackConfig;
+
+function docker(...args: string[]): string {
+  const result = run(DOCKER, args, { timeoutMs: 600_000 });
+  if (result.status !== 0) throw new Error(`docker ${args.join(" ")} failed:\n${result.stderr}`);
+  return result.stdout.trim();
+}
+
+/** Write a release directory (compose.yaml, Caddyfile, scripts, .env) and return its path. */
+function writeRelease(stack: StackConfig, name: string): string {
+  const { files } = renderStackFiles(stack, dataDir);
+  const dir = join(appDir(dataDir), "releases", name);
+  for (const [file, text] of Object.entries(files)) {
+    mkdirSync(join(dir, file, ".."), { recursive: true });
+    writeFileSync(join(dir, file), text, { mode: file.endsWith(".sh") ? 0o755 : 0o644 });
+  }
+  const env = renderDotenv({
+    POSTGRES_PASSWORD: passwords.postgres,
+    REDIS_PASSWORD: passwords.redis,
+    TUNNEL_TOKEN: "e2e-stand-in-tunnel-token",
+    JWT_SECRET: "e2e-jwt-secret",
+  });
+  writeFileSync(join(dir, ".env"), env, { mode: 0o600 });
+  return dir;
+}
+
+function deploy(release: string, env: Record<string, string> = {}) {
+  return run("bash", [join(release, "scripts/deploy.sh"), appDir(dataDir), release], {
+    env: { ...process.env, DOCKER, ...env },
+    timeoutMs: 600_000,
+  });
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function http(host: string, path: string, options: { method?: string; body?: Buffer } = {}): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: caddyIp, port: 80, path, method: options.method ?? "GET", headers: { Host: host } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+      },
+    );
+    req.on("error", (err) => (options.body ? resolve({ status: 0, headers: {}, body: String(err) }) : reject(err)));
+    req.end(options.body);
+  });
+}
+
+/** Open a WebSocket through Caddy, send one text frame and return the status and the echo. */
+function websocketEcho(host: string, path: string, message: string): Promise<{ status: number; echo: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: caddyIp,
+      port: 80,
+      path,
+      headers: {
+        Host: host,
+        Connection: "Upgrade",
+        Upgrade: "websocket",
+        "Sec-WebSocket-Version": "13",
+        "Sec-WebSocket-Key": randomBytes(16).toString("base64"),
+      },
+    });
+    req.on("upgrade", (res, socket) => {
+      const payload = Buffer.from(message);
+      const mask = randomBytes(4);
+      const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
+      socket.write(Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked]));
+      socket.once("data", (frame: Buffer) => {
+        resolve({ status: res.statusCode ?? 0, echo: frame.subarray(2, 2 + frame[1]).toString() });
+        socket.destroy();
+      });
+    });
+    req.on("response", (res) => resolve({ status: res.statusCode ?? 0, echo: "" }));
+    req.on("error", reject);
+    req.end();
+  });
+}
+
+/** Containers of the project: service → {id, startedAt, restarts}. */
+function containers(): Map<string, { id: string; startedAt: string; restarts: number }[]> {
+  const ids = docker("ps", "-q", "--filter", `label=com.docker.compose.project=${PROJECT}`).split("\n").filter(Boolean);
+  const map = new Map<string, { id: string; startedAt: string; restarts: number }[]>();
+  for (const id of ids) {
+    const [service, startedAt, restarts] = docker(
+      "inspect",
+      "--format",
+      '{{index .Config.Labels "com.docker.compose.service"}} {{.State.StartedAt}} {{.RestartCount}}',
+      id,
+    ).split(" ");
+    map.set(service, [...(map.get(service) ?? []), { id, startedAt, restarts: Number(restarts) }]);
+  }
+  return map;
+}
+
+function health(id: string): string {
+  return docker("inspect", "--format", "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}", id);
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function tcpOpen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1500 });
+    socket.on("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on("timeout", () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on("error", () => resolve(false));
+  });
+}
+
+beforeAll(() => {
+  const setup = (script: string) => {
+    const result = run("bash", [join(PROJECT_ROOT, script)], { timeoutMs: 1_200_000 });
+    if (result.status !== 0) throw new Error(`${script} failed:\n${result.stdout}\n${result.stderr}`);
+  };
+  setup("scripts/start-dockerd.sh");
+  const imagesStart = Date.now();
+  setup("tests/stack/images/build.sh");
+  console.log(`stack e2e: stand-in images ready in ${((Date.now() - imagesStart) / 1000).toFixed(1)} s`);
+
+  // A stack left by an interrupted run goes first.
+  run(DOCKER, ["compose", "-p", PROJECT, "down", "--remove-orphans", "--timeout", "1"]);
+  root = mkdtempSync(join(tmpdir(), "webstack-e2e-"));
+  dataDir = join(root, "data");
+  for (const dir of ["postgres", "redis", "caddy/data", "caddy/config", "uploads", "app"]) {
+    mkdirSync(join(dataDir, dir), { recursive: true });
+  }
+  chmodSync(root, 0o755);
+  writeFileSync(join(dataDir, "uploads/hello.txt"), "uploaded file\n", { mode: 0o644 });
+  passwords = { postgres: randomBytes(18).toString("hex"), redis: randomBytes(18).toString("hex") };
+  config = resolveConfig("e2e", configFileValues(join(__dirname, "e2e-stack.yaml")));
+
+  const first = deploy(writeRelease(config, "first"));
+  if (first.status !== 0) throw new Error(`first deploy failed:\n${first.stdout}\n${first.stderr}`);
+  findCaddy();
+}, 1_500_000);
+
+/** Caddy's address on the edge network (a recreated container may get another). */
+function findCaddy() {
+  const caddy = containers().get("caddy")?.[0];
+  if (!caddy) throw new Error("no caddy container");
+  caddyIp = docker("inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", caddy.id);
+}
+
+afterAll(() => {
+  if (process.env.WEBSTACK_KEEP_E2E) return;
+  run(DOCKER, ["compose", "-p", PROJECT, "down", "--remove-orphans", "--timeout", "5"]);
+  if (root) rmSync(root, { recursive: true, force: true });
+  console.log(`stack e2e: ${((Date.now() - started) / 1000).toFixed(1)} s in all`);
+});
+
+describe("the rendered stack on a real Docker engine", () => {
+  it("routes a hostname to its service", async () => {
+    expect((await http("app.e2e.example", "/dashboard")).body).toBe("web /dashboard");
+    expect((await http("api.e2e.example", "/v1/users")).body).toBe("api /v1/users");
+  });
+
+  it("routes a path prefix to its service and the rest of the host elsewhere", async () => {
+    expect((await http("app.e2e.example", "/api/users")).body).toBe("api /api/users");
+    expect((await http("app.e2e.example", "/apiary")).body).toBe("web /apiary");
+  });
+
+  it("passes a WebSocket upgrade through to the service", async () => {
+    const { status, echo } = await websocketEcho("app.e2e.example", "/socket.io/?EIO=4&transport=websocket", "ping");
+    expect(status).toBe(101);
+    expect(echo).toBe("ping");
+  });
+
+  it("accepts a body under the route's limit and refuses one over it", async () => {
+    const small = await http("app.e2e.example", "/api/echo", { method: "POST", body: Buffer.alloc(512 * 1024) });
+    expect(small.status).toBe(200);
+    expect(JSON.parse(small.body).bytes).toBe(512 * 1024);
+    const big = await http("app.e2e.example", "/api/echo", { method: "POST", body: Buffer.alloc(3 * 1024 * 1024) });
+    expect(big.status).toBe(413);
+  });
+
+  it("serves uploads straight from the volume", async () => {
+    const reply = await http("app.e2e.example", "/uploads/hello.txt");
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe("uploaded file\n");
+  });
+
+  it("sends the security headers", async () => {
+    const { headers } = await http("app.e2e.example", "/");
+    expect(headers["strict-transport-security"]).toContain("max-age=");
+    expect(headers["x-content-type-options"]).toBe("nosniff");
+    expect(headers["x-frame-options"]).toBe("SAMEORIGIN");
+    expect(headers["referrer-policy"]).toBe("strict-origin-when-cross-origin");
+  });
+
+  it("lets the API reach Postgres with PostGIS using the generated password", async () => {
+    const reply = await http("api.e2e.example", "/api/db");
+    expect(reply.status).toBe(200);
+    const { postgis, postgres } = JSON.parse(reply.body);
+    expect(postgis).toMatch(/^3\.5\./);
+    expect(postgres).toMatch(/^17\./);
+  });
+
+  it("lets the API reach Redis using the generated password", async () => {
+    const first = JSON.parse((await http("api.e2e.example", "/api/redis")).body).hits;
+    const second = JSON.parse((await http("api.e2e.example", "/api/redis")).body).hits;
+    expect(second).toBe(first + 1);
+  });
+
+  it("ran the migration once before the app started", async () => {
+    expect(JSON.parse((await http("api.e2e.example", "/api/migrations")).body).migrations).toBe(1);
+  });
+
+  it("runs the worker replicas and cloudflared healthy", () => {
+    const all = containers();
+    expect(all.get("worker")).toHaveLength(2);
+    for (const c of [...(all.get("worker") ?? []), ...(all.get("cloudflared") ?? [])]) {
+      expect(health(c.id)).toBe("running healthy");
+    }
+  });
+
+  it("publishes no port at all in tunnel mode", () => {
+    for (const [service, list] of containers()) {
+      for (const c of list) {
+        expect(docker("port", c.id), service).toBe("");
+      }
+    }
+  });
+
+  it("keeps Postgres and Redis unreachable from the host and from the edge network", async () => {
+    const all = containers();
+    for (const [service, port] of [
+      ["postgres", 5432],
+      ["redis", 6379],
+    ] as const) {
+      const id = all.get(service)![0].id;
+      const networks = docker("inspect", "--format", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", id);
+      expect(networks.trim()).toBe(`${PROJECT}_data`);
+      expect(await tcpOpen("127.0.0.1", port)).toBe(false);
+      const fromEdge = run(DOCKER, [
+        "exec",
+        all.get("cloudflared")![0].id,
+        "python3",
+        "-c",
+        `import socket; socket.create_connection(("${service}", ${port}), timeout=2)`,
+      ]);
+      expect(fromEdge.status).not.toBe(0);
+    }
+    expect(docker("network", "inspect", "--format", "{{.Internal}}", `${PROJECT}_data`)).toBe("true");
+  });
+
+  it("brings a killed app container back", async () => {
+    const api = containers().get("api")![0];
+    const pid = docker("inspect", "--format", "{{.State.Pid}}", api.id);
+    process.kill(Number(pid), "SIGKILL");
+    await until(
+      "the api to restart and be healthy",
+      () => {
+        const now = containers().get("api")?.[0];
+        return now !== undefined && now.restarts > api.restarts && health(now.id) === "running healthy";
+      },
+      90_000,
+    );
+    expect((await http("api.e2e.example", "/x")).body).toBe("api /x");
+  }, 120_000);
+
+  it("restarts nothing when the deploy script runs again with no change", () => {
+    const before = containers();
+    const again = deploy(join(appDir(dataDir), "releases", "first"));
+    expect(again.status, again.stderr).toBe(0);
+    expect(containers()).toEqual(before);
+  }, 300_000);
+
+  it("rolls back to the previous release with the unhealthy service's logs when a deploy fails", async () => {
+    const before = containers();
+    const previousCompose = readFileSync(join(appDir(dataDir), "compose.yaml"), "utf8");
+    const broken: StackConfig = {
+      ...config,
+      services: config.services.map((s) =>
+        s.name === "web" ? { ...s, healthCheck: { command: ["python3", "-c", "print('web is broken'); exit(1)"] } } : s,
+      ),
+    };
+    const result = deploy(writeRelease(broken, "broken"), { WAIT_TIMEOUT: "40" });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/service web is (unhealthy|starting)/);
+    expect(result.stderr).toContain("rolling back to the previous release");
+    expect(readFileSync(join(appDir(dataDir), "compose.yaml"), "utf8")).toBe(previousCompose);
+    const web = containers().get("web")![0];
+    expect(health(web.id)).toBe("running healthy");
+    expect(web.id).not.toBe(before.get("web")![0].id);
+    findCaddy();
+    expect((await http("app.e2e.example", "/")).body).toBe("web /");
+  }, 300_000);
+});
