@@ -48,6 +48,13 @@ export function planMemory(tier: Tier, services: readonly AppService[], withClou
     limits[s.name] = s.memoryMb ?? Math.floor((leftMb * s.memoryShare) / Math.max(shares, 1));
   }
 
+  if (fixedMb > m.appsMb) {
+    throw new MemoryBudgetError(
+      `webstack:services: memory does not fit the server: the services' fixed memoryMb (${fixedMb} MiB, replicas ` +
+        `counted) exceeds the apps budget of the ${tier.name} tier (${m.appsMb} MiB of ${tier.memoryMb} MiB). ` +
+        "Lower memoryMb or replicas, or choose a larger webstack:tier.",
+    );
+  }
   const containersMb = Object.entries(limits).reduce(
     (sum, [name, mb]) => sum + mb * (services.find((s) => s.name === name)?.replicas ?? 1),
     0,

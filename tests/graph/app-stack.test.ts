@@ -1,0 +1,122 @@
+/**
+ * The AppStack in the resource graph of the prod stack, evaluated under Pulumi mocks.
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import { resolveConfig } from "../../components/config";
+import { renderStackFiles } from "../../compose/stack-files";
+import { type ProgramRun, type RecordedResource, readStackFile, runProgram } from "../../scripts/mock-engine";
+import { artifactsOf } from "../../scripts/plan";
+import { stackFileValues } from "../support/stack-configs";
+
+let run: ProgramRun;
+const commands = () => run.resources.filter((r) => r.type === "command:remote:Command");
+const byName = (suffix: string): RecordedResource => {
+  const found = run.resources.find((r) => r.name.endsWith(suffix));
+  if (!found) throw new Error(`no resource named *${suffix}`);
+  return found;
+};
+
+beforeAll(async () => {
+  run = await runProgram("prod", readStackFile("prod"));
+});
+
+describe("AppStack in the prod graph", () => {
+  it("is a vps:app:AppStack whose commands are its children", () => {
+    const stack = run.resources.find((r) => r.type === "vps:app:AppStack");
+    expect(stack?.name).toBe("shop-prod-app");
+    for (const c of commands()) expect(c.parent).toBe("vps:app:AppStack::shop-prod-app");
+  });
+
+  it("connects as the deploy user with the program's deploy key, kept secret", () => {
+    for (const c of commands()) {
+      expect(c.secretInputs).toContain("connection");
+      const connection = c.rawInputs.connection as { user: string; host: string; privateKey: string };
+      expect(connection.user).toBe("deploy");
+      expect(connection.host).toBe("203.0.113.10");
+      expect(connection.privateKey).toBe("stand-in private key of shop-prod-deploy-key");
+    }
+  });
+
+  it("holds no plaintext secret in any command's inputs", () => {
+    const secrets = [
+      "stand-in-password-shop-prod-app-postgres-password",
+      "stand-in-password-shop-prod-app-redis-password",
+      "stand-in-tunnel-token-until-edge-is-wired",
+      "stand-in-secret-for-secrets-JWT-SECRET",
+    ];
+    for (const c of commands()) {
+      const { connection, ...rest } = c.inputs;
+      void connection;
+      const text = JSON.stringify(rest);
+      for (const s of secrets) expect(text, c.name).not.toContain(s);
+    }
+  });
+
+  it("sends the .env with every secret through stdin, as a secret", () => {
+    const ship = byName("-ship-env");
+    expect(ship.secretInputs).toContain("stdin");
+    const env = ship.rawInputs.stdin as string;
+    expect(env).toContain("POSTGRES_PASSWORD='stand-in-password-shop-prod-app-postgres-password'");
+    expect(env).toContain("REDIS_PASSWORD='stand-in-password-shop-prod-app-redis-password'");
+    expect(env).toContain("TUNNEL_TOKEN='stand-in-tunnel-token-until-edge-is-wired'");
+    expect(env).toContain("JWT_SECRET='stand-in-secret-for-secrets-JWT-SECRET'");
+    expect(ship.rawInputs.create).toMatch(/umask 077/);
+    expect(ship.rawInputs.create).not.toMatch(/PASSWORD|TOKEN/);
+  });
+
+  it("waits for the server and the volume attachment before anything is shipped", () => {
+    const ready = byName("-app-server-ready");
+    expect(ready.options.dependsOn).toEqual(
+      expect.arrayContaining([
+        "hcloud:index/server:Server::shop-prod-server",
+        "hcloud:index/volumeAttachment:VolumeAttachment::shop-prod-volume-attachment",
+      ]),
+    );
+    for (const c of commands().filter((c) => c.name.includes("-ship-"))) {
+      expect(c.options.dependsOn).toContain("command:remote:Command::shop-prod-app-server-ready");
+    }
+  });
+
+  it("deploys after every file is shipped, with no delete command that could stop the stack", () => {
+    const deploy = byName("-app-deploy");
+    for (const c of commands().filter((c) => c.name.includes("-ship-"))) {
+      expect(deploy.options.dependsOn).toContain(`command:remote:Command::${c.name}`);
+    }
+    expect(deploy.inputs.delete).toBeUndefined();
+    expect(deploy.inputs.create).toMatch(
+      /^bash '\/srv\/data\/app\/releases\/[0-9a-f]{16}\/scripts\/deploy\.sh' '\/srv\/data\/app'/,
+    );
+  });
+
+  it("triggers the deploy on the content hash of what it ships, the server and a secret hash of the .env", () => {
+    const deploy = byName("-app-deploy");
+    const hash = renderStackFiles(resolveConfig("prod", stackFileValues("prod")), "/srv/data").contentHash;
+    const triggers = deploy.rawInputs.triggers as string[];
+    expect(triggers[0]).toBe(hash);
+    expect(triggers[2]).toBe("1006");
+    expect(deploy.secretInputs).toContain("triggers");
+    expect(run.outputs.appReleaseHash).toBe(hash);
+  });
+
+  it("keeps the content hash when nothing it ships changes, and changes it when a service does", () => {
+    const prod = stackFileValues("prod");
+    const hash = (values: Record<string, unknown>) =>
+      renderStackFiles(resolveConfig("prod", values), "/srv/data").contentHash;
+    expect(hash({ ...prod, volumeSizeGb: 80, labels: ["team=other"] })).toBe(hash(prod));
+    const services = prod.services as Record<string, unknown>[];
+    const bumped = [{ ...services[0], image: "ghcr.io/example/shop-api:1.4.3" }, ...services.slice(1)];
+    expect(hash({ ...prod, services: bumped })).not.toBe(hash(prod));
+  });
+
+  it("gives the plan compose.yaml, the Caddyfile and the deploy script, but never the .env", () => {
+    const files = artifactsOf(run);
+    expect(Object.keys(files).sort()).toEqual(["Caddyfile", "cloud-init.yaml", "compose.yaml", "scripts/deploy.sh"]);
+  });
+
+  it("generates the Postgres and Redis passwords without URL-special characters", () => {
+    for (const what of ["postgres", "redis"]) {
+      const password = byName(`-app-${what}-password`);
+      expect(password.inputs).toMatchObject({ length: 40, special: false });
+    }
+  });
+});

@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { appSecretProblems } from "../../components/app-config";
+import { ConfigError, resolveConfig } from "../../components/config";
+import { exampleNames, exampleValues, resolveExample, stackFileValues } from "../support/stack-configs";
+
+const prod = () => stackFileValues("prod");
+
+function problemsOf(values: Record<string, unknown>): string {
+  try {
+    resolveConfig("prod", values);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  throw new Error("the config was accepted");
+}
+
+describe("app stack config", () => {
+  it("resolves every example config", () => {
+    for (const name of exampleNames()) expect(() => resolveExample(name), name).not.toThrow();
+  });
+
+  it("fills Postgres, Redis and proxy defaults with multi-arch images", () => {
+    const { postgres, redis, proxy } = resolveConfig("prod", { ...prod(), postgres: undefined, redis: undefined });
+    expect(postgres).toEqual({ image: "imresamu/postgis:17-3.5", database: "app", user: "app" });
+    expect(redis).toEqual({ image: "redis:7.4", appendOnly: false });
+    expect(proxy.caddyImage).toMatch(/^caddy:/);
+  });
+
+  it("refuses a route to a service that does not exist", () => {
+    const values = { ...prod(), routes: [{ hostname: "api.example.com", service: "backend" }] };
+    expect(problemsOf(values)).toMatch(
+      /webstack:routes\[0\]\.service \(got "backend"\): no service "backend"; services: api, worker, web/,
+    );
+  });
+
+  it("refuses a route to a worker, which has no port", () => {
+    const values = { ...prod(), routes: [{ hostname: "api.example.com", service: "worker" }] };
+    expect(problemsOf(values)).toMatch(/service "worker" has no port/);
+  });
+
+  it("refuses an image pinned to latest or not pinned at all", () => {
+    const services = exampleValues("nestjs-expo").services as Record<string, unknown>[];
+    const values = {
+      ...exampleValues("nestjs-expo"),
+      services: [
+        { ...services[0], image: "ghcr.io/fieldmap/api:latest" },
+        { ...services[1], image: "nginx" },
+      ],
+    };
+    const message = problemsOf(values);
+    expect(message).toMatch(/webstack:services\[0\]\.image \(got "ghcr.io\/fieldmap\/api:latest"\): must be pinned/);
+    expect(message).toMatch(/webstack:services\[1\]\.image \(got "nginx"\): must be pinned/);
+  });
+
+  it("accepts an image pinned by digest", () => {
+    const config = resolveExample("migrations-pinned-digests");
+    expect(config.services[0].image).toMatch(/@sha256:[0-9a-f]{64}$/);
+  });
+
+  it("refuses a user service named like one of the stack's own", () => {
+    const services = prod().services as Record<string, unknown>[];
+    expect(problemsOf({ ...prod(), services: [...services, { ...services[1], name: "redis" }] })).toMatch(
+      /"redis" is a service of the stack itself/,
+    );
+  });
+
+  it("refuses replicas of a routed service", () => {
+    const services = prod().services as Record<string, unknown>[];
+    const values = { ...prod(), services: [{ ...services[0], replicas: 2 }, ...services.slice(1)] };
+    expect(problemsOf(values)).toMatch(/webstack:services\[0\]\.replicas .*only workers/);
+  });
+
+  it("refuses a service with a port but no health check", () => {
+    const services = prod().services as Record<string, unknown>[];
+    const { healthCheck, ...api } = services[0];
+    void healthCheck;
+    expect(problemsOf({ ...prod(), services: [api, ...services.slice(1)] })).toMatch(/needs a health check/);
+  });
+
+  it("refuses an environment variable the stack sets itself", () => {
+    const services = prod().services as Record<string, unknown>[];
+    const values = {
+      ...prod(),
+      services: [{ ...services[0], environment: { DATABASE_URL: "x" } }, ...services.slice(1)],
+    };
+    expect(problemsOf(values)).toMatch(/webstack:services\[0\]\.environment\.DATABASE_URL .*is set by the stack/);
+  });
+
+  it("refuses a migration of a service that does not exist", () => {
+    expect(problemsOf({ ...prod(), migration: { service: "db", command: ["migrate"] } })).toMatch(
+      /webstack:migration\.service \(got "db"\): no service "db"/,
+    );
+  });
+
+  it("asks for each missing app secret with the command that sets it", () => {
+    const config = resolveConfig("prod", prod());
+    expect(appSecretProblems(config.services, {}, () => true)).toEqual([
+      "secrets:JWT_SECRET: is required (a service lists it in secrets); set it with: pulumi config set --secret secrets:JWT_SECRET <value>",
+    ]);
+  });
+
+  it("refuses an app secret stored in plaintext", () => {
+    const config = resolveConfig("prod", prod());
+    expect(appSecretProblems(config.services, { "secrets:JWT_SECRET": "x" }, () => false)[0]).toMatch(
+      /secrets:JWT_SECRET: is stored in plaintext/,
+    );
+  });
+});

@@ -1,0 +1,161 @@
+import { describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import type { StackConfig } from "../../components/config";
+import { TIER_NAMES, TIERS } from "../../components/tiers";
+import { quoteDotenvValue, renderDotenv } from "../../compose/dotenv";
+import { MemoryBudgetError, planMemory, postgresTuning, redisTuning } from "../../compose/memory";
+import { renderStackFiles } from "../../compose/stack-files";
+import { exampleNames, resolveExample } from "../support/stack-configs";
+
+// biome-ignore lint/suspicious/noExplicitAny: parsed compose YAML is free-form
+type Compose = { services: Record<string, any>; networks: Record<string, any> };
+
+function composeOf(config: StackConfig): Compose {
+  return parse(renderStackFiles(config, "/srv/data").files["compose.yaml"]) as Compose;
+}
+
+const mb = (limit: string) => Number.parseInt(limit, 10);
+
+describe("compose renderer", () => {
+  it("publishes nothing in tunnel mode", () => {
+    const { services } = composeOf(resolveExample("nestjs-expo"));
+    for (const [name, s] of Object.entries(services)) expect(s.ports, name).toBeUndefined();
+    expect(services.cloudflared.environment.TUNNEL_TOKEN).toMatch(/^\$\{TUNNEL_TOKEN:\?/);
+  });
+
+  it("publishes only Caddy's 80 and 443 in direct mode, with no cloudflared", () => {
+    const { services } = composeOf(resolveExample("migrations-pinned-digests"));
+    const published = Object.entries(services).filter(([, s]) => s.ports);
+    expect(published.map(([n]) => n)).toEqual(["caddy"]);
+    expect(services.caddy.ports).toEqual(["80:80", "443:443", "443:443/udp"]);
+    expect(services.cloudflared).toBeUndefined();
+  });
+
+  it("keeps Postgres and Redis on the internal network only", () => {
+    const { services, networks } = composeOf(resolveExample("express-socketio-nextjs"));
+    expect(networks.data).toEqual({ internal: true });
+    expect(services.postgres.networks).toEqual(["data"]);
+    expect(services.redis.networks).toEqual(["data"]);
+    expect(services.caddy.networks).toEqual(["edge"]);
+  });
+
+  it("gives every service a health check, a memory limit, log rotation and a restart policy", () => {
+    for (const name of exampleNames()) {
+      const { services } = composeOf(resolveExample(name));
+      for (const [service, s] of Object.entries(services)) {
+        // The migration is a one-off: its exit status is its health.
+        if (service !== "migrate") expect(s.healthcheck?.test, `${name} ${service}`).toBeDefined();
+        expect(s.mem_limit, `${name} ${service}`).toMatch(/^\d+m$/);
+        expect(s.logging.options["max-size"]).toBe("10m");
+        expect(s.restart).toBe(service === "migrate" ? "no" : "unless-stopped");
+      }
+    }
+  });
+
+  it("starts app services only once Postgres and Redis are healthy, with an init process", () => {
+    const { services } = composeOf(resolveExample("fastify-bullmq-nextjs"));
+    for (const name of ["api", "worker", "web"]) {
+      expect(services[name].depends_on).toEqual({
+        postgres: { condition: "service_healthy" },
+        redis: { condition: "service_healthy" },
+      });
+      expect(services[name].init).toBe(true);
+    }
+    expect(services.worker.deploy).toEqual({ replicas: 2 });
+  });
+
+  it("never writes a secret value, only references to .env", () => {
+    const files = renderStackFiles(resolveExample("express-socketio-nextjs"), "/srv/data").files;
+    const { services } = parse(files["compose.yaml"]) as Compose;
+    expect(services.backend.environment.SESSION_SECRET).toBe("${SESSION_SECRET:?SESSION_SECRET is missing from .env}");
+    expect(services.backend.environment.DATABASE_URL).toBe("postgres://app:${POSTGRES_PASSWORD}@postgres:5432/app");
+    expect(services.redis.command.join(" ")).not.toMatch(/requirepass [^%]/);
+  });
+
+  it("runs the migration as a one-off profile with the source service's image and secrets", () => {
+    const { services } = composeOf(resolveExample("migrations-pinned-digests"));
+    expect(services.migrate.profiles).toEqual(["migrate"]);
+    expect(services.migrate.image).toBe(services.api.image);
+    expect(services.migrate.command).toEqual(["ledger", "migrate", "--wait-for-lock"]);
+    expect(services.migrate.environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET/);
+  });
+
+  it("tunes Redis for a queue: append-only and never evicting", () => {
+    const { services } = composeOf(resolveExample("fastify-bullmq-nextjs"));
+    expect(services.redis.command[2]).toContain("--appendonly yes");
+    expect(services.redis.command[2]).toContain("--maxmemory-policy noeviction");
+  });
+
+  it("recreates Caddy when only the Caddyfile changes", () => {
+    const config = resolveExample("nestjs-expo");
+    const before = composeOf(config).services.caddy.labels;
+    const after = composeOf({ ...config, routes: [{ ...config.routes[0], maxBodyMb: 50 }, config.routes[1]] }).services
+      .caddy.labels;
+    expect(after["webstack.caddyfile-sha256"]).not.toBe(before["webstack.caddyfile-sha256"]);
+  });
+
+  it("renders byte-identical files and the same content hash for the same input", () => {
+    const a = renderStackFiles(resolveExample("fastify-bullmq-nextjs"), "/srv/data");
+    const b = renderStackFiles(resolveExample("fastify-bullmq-nextjs"), "/srv/data");
+    expect(a.files).toEqual(b.files);
+    expect(a.contentHash).toBe(b.contentHash);
+  });
+});
+
+describe("memory budgets", () => {
+  it("adds up, with the OS, to at most the server's RAM on every tier", () => {
+    for (const tier of TIER_NAMES) {
+      const m = TIERS[tier].memory;
+      expect(m.osMb + m.postgresMb + m.redisMb + m.proxyMb + m.appsMb, tier).toBe(TIERS[tier].memoryMb);
+      const config = resolveExample("fastify-bullmq-nextjs");
+      const plan = planMemory(TIERS[tier], config.services, true);
+      expect(plan.containersMb + plan.osMb, tier).toBeLessThanOrEqual(TIERS[tier].memoryMb);
+    }
+  });
+
+  it("splits the apps' budget by memory share, each replica counted", () => {
+    const config = resolveExample("fastify-bullmq-nextjs");
+    const { limitsMb } = planMemory(TIERS.medium, config.services, true);
+    // shares: api 2, worker 1 x 2 replicas, web 2 → 6 parts of 3840 MiB
+    expect(limitsMb).toMatchObject({ api: 1280, worker: 640, web: 1280 });
+  });
+
+  it("limits each container to what the compose file says", () => {
+    const { services } = composeOf(resolveExample("nestjs-expo"));
+    expect(mb(services.postgres.mem_limit)).toBe(TIERS.small.memory.postgresMb);
+    expect(mb(services.redis.mem_limit)).toBe(TIERS.small.memory.redisMb);
+    expect(mb(services.caddy.mem_limit) + mb(services.cloudflared.mem_limit)).toBe(TIERS.small.memory.proxyMb);
+  });
+
+  it("fails rendering with the numbers when fixed memory does not fit the tier", () => {
+    const config = resolveExample("migrations-pinned-digests");
+    const greedy = { ...config, tier: TIERS.small };
+    expect(() => renderStackFiles(greedy, "/srv/data")).toThrow(MemoryBudgetError);
+    expect(() => renderStackFiles(greedy, "/srv/data")).toThrow(
+      /fixed memoryMb \(2048 MiB, replicas counted\) exceeds the apps budget of the small tier \(1792 MiB of 4096 MiB\).*larger webstack:tier/,
+    );
+  });
+
+  it("tunes Postgres to its container: a quarter for shared buffers, work_mem that fits every connection", () => {
+    const t = postgresTuning(TIERS.small.memory.postgresMb);
+    expect(t).toMatchObject({ sharedBuffersMb: 256, effectiveCacheSizeMb: 768, maxConnections: 50, workMemMb: 5 });
+    expect(t.workMemMb * t.maxConnections * 3 + t.sharedBuffersMb).toBeLessThanOrEqual(TIERS.small.memory.postgresMb);
+  });
+
+  it("keeps Redis' maxmemory well inside its container, lower with the append-only file", () => {
+    expect(redisTuning(256, false)).toEqual({ maxmemoryMb: 192, evictionPolicy: "allkeys-lru" });
+    expect(redisTuning(256, true)).toEqual({ maxmemoryMb: 153, evictionPolicy: "noeviction" });
+  });
+});
+
+describe(".env writer", () => {
+  it("single-quotes plain values and double-quotes ones with quotes or newlines", () => {
+    expect(quoteDotenvValue("abc$def")).toBe("'abc$def'");
+    expect(quoteDotenvValue("it's\n$x")).toBe('"it\'s\\n\\$x"');
+  });
+
+  it("writes sorted NAME=value lines and refuses a bad name", () => {
+    expect(renderDotenv({ B: "2", A: "1" }).split("\n").slice(1)).toEqual(["A='1'", "B='2'", ""]);
+    expect(() => renderDotenv({ "bad-name": "x" })).toThrow(/bad-name/);
+  });
+});
