@@ -281,7 +281,6 @@ function migrateService(input: ComposeInput): ComposeService {
 
 function caddyService(input: ComposeInput): ComposeService {
   const tunnel = input.exposure === "tunnel";
-  const routed = [...new Set(input.services.filter((s) => s.port !== undefined).map((s) => s.name))];
   const caddyfileHash = createHash("sha256").update(input.caddyfile).digest("hex").slice(0, 16);
   return {
     image: input.proxy.caddyImage,
@@ -297,7 +296,8 @@ function caddyService(input: ComposeInput): ComposeService {
     ],
     // A changed Caddyfile changes this label, so `up` recreates Caddy with it.
     labels: { "webstack.caddyfile-sha256": caddyfileHash },
-    depends_on: Object.fromEntries(routed.map((name) => [name, { condition: "service_healthy" }])),
+    // No depends_on on the apps: compose recreates the dependents of a recreated service, so a
+    // failing app release would take Caddy (and every other route) down with it.
     networks: ["edge"],
     read_only: true,
     tmpfs: ["/tmp"],

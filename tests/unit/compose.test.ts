@@ -67,8 +67,8 @@ describe("compose renderer", () => {
   it("never writes a secret value, only references to .env", () => {
     const files = renderStackFiles(resolveExample("express-socketio-nextjs"), "/srv/data").files;
     const { services } = parse(files["compose.yaml"]) as Compose;
-    expect(services.backend.environment.SESSION_SECRET).toBe("${SESSION_SECRET:?SESSION_SECRET is missing from .env}");
-    expect(services.backend.environment.DATABASE_URL).toBe("postgres://app:${POSTGRES_PASSWORD}@postgres:5432/app");
+    expect(services.backend.environment.SESSION_SECRET).toBe(`\${SESSION_SECRET:?SESSION_SECRET is missing from .env}`);
+    expect(services.backend.environment.DATABASE_URL).toBe(`postgres://app:\${POSTGRES_PASSWORD}@postgres:5432/app`);
     expect(services.redis.command.join(" ")).not.toMatch(/requirepass [^%]/);
   });
 
