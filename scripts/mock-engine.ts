@@ -104,7 +104,7 @@ export function readConfigFile(path: string): EngineConfig {
     throw new Error(`cannot read stack config file ${path}`);
   }
   const doc = (parse(text) ?? {}) as { config?: Record<string, unknown> };
-  return withStandInAppSecrets(engineConfig(doc.config ?? {}));
+  return engineConfig(doc.config ?? {});
 }
 
 /**
@@ -134,7 +134,10 @@ export function withStandInAppSecrets(config: EngineConfig): EngineConfig {
   return { values, secretKeys };
 }
 
-/** Turn a stack file's `config:` map into what the engine passes to the program. */
+/**
+ * Turn a stack file's `config:` map into what the engine passes to the program (app secrets the
+ * file cannot hold get stand-ins, see withStandInAppSecrets).
+ */
 export function engineConfig(config: Record<string, unknown>): EngineConfig {
   const values: Record<string, string> = {};
   const secretKeys: string[] = [];
@@ -147,7 +150,7 @@ export function engineConfig(config: Record<string, unknown>): EngineConfig {
       values[full] = typeof value === "string" ? value : JSON.stringify(value);
     }
   }
-  return { values, secretKeys };
+  return withStandInAppSecrets({ values, secretKeys });
 }
 
 function isSecure(value: unknown): boolean {

@@ -4,12 +4,26 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { resolveConfig } from "../../components/config";
 import { renderStackFiles } from "../../compose/stack-files";
-import { type ProgramRun, type RecordedResource, readStackFile, runProgram } from "../../scripts/mock-engine";
+import {
+  type ProgramRun,
+  type RecordedResource,
+  readStackFile,
+  runProgram,
+  standInTunnelToken,
+} from "../../scripts/mock-engine";
 import { artifactsOf } from "../../scripts/plan";
 import { stackFileValues } from "../support/stack-configs";
 
 let run: ProgramRun;
 const commands = () => run.resources.filter((r) => r.type === "command:remote:Command");
+/** The tunnel token the Edge component hands over (the mock's stand-in for the tunnel). */
+const tunnelToken = () => {
+  const tunnel = run.resources.find(
+    (r) => r.type === "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared",
+  );
+  if (!tunnel?.id) throw new Error("no tunnel in the graph");
+  return standInTunnelToken(tunnel.id);
+};
 const byName = (suffix: string): RecordedResource => {
   const found = run.resources.find((r) => r.name.endsWith(suffix));
   if (!found) throw new Error(`no resource named *${suffix}`);
@@ -41,7 +55,7 @@ describe("AppStack in the prod graph", () => {
     const secrets = [
       "stand-in-password-shop-prod-app-postgres-password",
       "stand-in-password-shop-prod-app-redis-password",
-      "stand-in-tunnel-token-until-edge-is-wired",
+      tunnelToken(),
       "stand-in-secret-for-secrets-JWT-SECRET",
     ];
     for (const c of commands()) {
@@ -58,7 +72,7 @@ describe("AppStack in the prod graph", () => {
     const env = ship.rawInputs.stdin as string;
     expect(env).toContain("POSTGRES_PASSWORD='stand-in-password-shop-prod-app-postgres-password'");
     expect(env).toContain("REDIS_PASSWORD='stand-in-password-shop-prod-app-redis-password'");
-    expect(env).toContain("TUNNEL_TOKEN='stand-in-tunnel-token-until-edge-is-wired'");
+    expect(env).toContain(`TUNNEL_TOKEN='${tunnelToken()}'`);
     expect(env).toContain("JWT_SECRET='stand-in-secret-for-secrets-JWT-SECRET'");
     expect(ship.rawInputs.create).toMatch(/umask 077/);
     expect(ship.rawInputs.create).not.toMatch(/PASSWORD|TOKEN/);
@@ -93,7 +107,8 @@ describe("AppStack in the prod graph", () => {
     const hash = renderStackFiles(resolveConfig("prod", stackFileValues("prod")), "/srv/data").contentHash;
     const triggers = deploy.rawInputs.triggers as string[];
     expect(triggers[0]).toBe(hash);
-    expect(triggers[2]).toBe("1006");
+    const server = run.resources.find((r) => r.type === "hcloud:index/server:Server");
+    expect(triggers[2]).toBe(server?.id);
     expect(deploy.secretInputs).toContain("triggers");
     expect(run.outputs.appReleaseHash).toBe(hash);
   });

@@ -11,7 +11,7 @@ const ROUTES = [
   { hostname: "staging.example.com", service: "web" },
   { hostname: "staging.example.com", path: "/api", service: "api", websockets: true },
   { hostname: "staging.example.com", path: "/api/uploads", service: "api", maxBodyMb: 200 },
-  { hostname: "admin.staging.example.com", service: "admin" },
+  { hostname: "admin.staging.example.com", service: "web" },
 ];
 
 let resources: RecordedResource[];

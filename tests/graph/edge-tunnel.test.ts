@@ -40,7 +40,12 @@ describe("the prod stack in tunnel mode", () => {
   it("puts the Cloudflare resources under Edge and Storage, and only components at the top", () => {
     for (const r of resources.filter((x) => !x.parent)) expect(r.type).toMatch(/^vps:/);
     const parents = new Set(resources.filter((r) => /^(cloudflare|random):/.test(r.type)).map((r) => r.parent));
-    expect([...parents].sort()).toEqual(["vps:edge:Edge::shop-prod", "vps:storage:Storage::shop-prod"]);
+    // The app stack's generated database and Redis passwords are its own.
+    expect([...parents].sort()).toEqual([
+      "vps:app:AppStack::shop-prod-app",
+      "vps:edge:Edge::shop-prod",
+      "vps:storage:Storage::shop-prod",
+    ]);
   });
 
   it("creates one remotely managed tunnel named after app and stack, with a generated secret", () => {
