@@ -80,12 +80,20 @@ install_files() {
   chmod 0600 "$app_dir/.env"
 }
 
-# Logs of every service that is neither healthy nor (for services without a check) running.
-report_unhealthy() {
+# The services that are neither healthy nor (without a health check) running, one per line.
+unhealthy_services() {
   local service state health
   { compose ps -a --format '{{.Service}} {{.State}} {{.Health}}' || true; } | sort -u | while read -r service state health; do
     if [ "$health" = "healthy" ] || { [ -z "$health" ] && [ "$state" = "running" ]; }; then continue; fi
-    log "service $service is ${health:-$state}; its last log lines:"
+    printf '%s %s\n' "$service" "${health:-$state}"
+  done
+}
+
+# Logs of every service that is not healthy.
+report_unhealthy() {
+  local service status
+  unhealthy_services | while read -r service status; do
+    log "service $service is $status; its last log lines:"
     compose logs --no-color --tail 60 "$service" >&2 || true
   done
 }
@@ -133,6 +141,8 @@ start_release() {
   # 7. Everything else; unchanged services are left alone.
   log "starting the stack"
   compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans || return 1
+  # Compose 2.26 can return 0 when --wait-timeout runs out: check every service ourselves.
+  [ -z "$(unhealthy_services)" ] || return 1
 }
 
 # 3. Install the release, then start it.
