@@ -8,8 +8,9 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { ConfigError } from "../components/config";
+import { ConfigError, rawConfigFromPulumi, resolveConfig } from "../components/config";
 import { formatCost } from "../components/pricing";
+import { stackDiagram } from "./diagram";
 import {
   type EngineConfig,
   PROJECT_ROOT,
@@ -36,6 +37,12 @@ export function artifactsOf(run: ProgramRun): Record<string, string> {
     }
   }
   return files;
+}
+
+/** The Mermaid picture of the planned stack (diagram.mmd), drawn from the run and its config. */
+export function diagramOf(run: ProgramRun, config: EngineConfig): string {
+  const resolved = resolveConfig(run.stack, rawConfigFromPulumi(config.values));
+  return stackDiagram(run, artifactsOf(run)["compose.yaml"], resolved);
 }
 
 /** The resources as resources.json holds them: no plaintext secrets, stable order. */
@@ -141,7 +148,7 @@ async function main(): Promise<number> {
   const outDir = join(PROJECT_ROOT, "out", stack);
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
-  const artifacts = artifactsOf(run);
+  const artifacts = { ...artifactsOf(run), "diagram.mmd": diagramOf(run, config) };
   for (const [file, text] of Object.entries(artifacts)) {
     mkdirSync(dirname(join(outDir, file)), { recursive: true });
     writeFileSync(join(outDir, file), text);

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { rawConfigFromPulumi, resolveConfig } from "../components/config";
 import { estimateMonthlyCost, PRICES_AS_OF } from "../components/pricing";
 import { TIER_NAMES, TIERS } from "../components/tiers";
-import { PROJECT_ROOT, readStackFile } from "./mock-engine";
+import { PROJECT_ROOT, readStackFile, runProgram } from "./mock-engine";
+import { diagramOf } from "./plan";
 
 export const README = join(PROJECT_ROOT, "README.md");
 
@@ -47,13 +48,21 @@ export function costTable(): string {
   ].join("\n");
 }
 
-export const SECTIONS: Record<string, () => string> = {
+/** The prod stack's diagram, as `npm run plan -- prod` writes it to out/prod/diagram.mmd. */
+export async function prodDiagram(): Promise<string> {
+  const config = readStackFile("prod");
+  const run = await runProgram("prod", config);
+  return ["```mermaid", diagramOf(run, config).trimEnd(), "```"].join("\n");
+}
+
+export const SECTIONS: Record<string, () => string | Promise<string>> = {
   tiers: tiersTable,
   cost: costTable,
+  diagram: prodDiagram,
 };
 
 /** README text with every generated section replaced by its current content. */
-export function renderReadme(text: string): string {
+export async function renderReadme(text: string): Promise<string> {
   let out = text;
   for (const [name, render] of Object.entries(SECTIONS)) {
     const start = `<!-- generated:${name} -->`;
@@ -61,14 +70,15 @@ export function renderReadme(text: string): string {
     const from = out.indexOf(start);
     const to = out.indexOf(end);
     if (from < 0 || to < from) throw new Error(`README.md has no ${start} … ${end} section`);
-    out = `${out.slice(0, from + start.length)}\n${render()}\n${out.slice(to)}`;
+    out = `${out.slice(0, from + start.length)}\n${await render()}\n${out.slice(to)}`;
   }
   return out;
 }
 
 if (require.main === module) {
   const before = readFileSync(README, "utf8");
-  const after = renderReadme(before);
-  writeFileSync(README, after);
-  console.log(before === after ? "README.md is up to date" : "README.md: generated sections rewritten");
+  renderReadme(before).then((after) => {
+    writeFileSync(README, after);
+    console.log(before === after ? "README.md is up to date" : "README.md: generated sections rewritten");
+  });
 }

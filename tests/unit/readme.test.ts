@@ -5,10 +5,10 @@ import { README, renderReadme, SECTIONS } from "../../scripts/readme";
 describe("README.md", () => {
   const text = readFileSync(README, "utf8");
 
-  it.each(Object.keys(SECTIONS))("has the %s section as the program generates it (run `npm run docs`)", (name) => {
+  it.each(Object.keys(SECTIONS))("has the %s section as the program generates it (run `npm run docs`)", async (name) => {
     const section = (t: string) =>
       t.slice(t.indexOf(`<!-- generated:${name} -->`), t.indexOf(`<!-- /generated:${name} -->`));
-    expect(section(text)).toBe(section(renderReadme(text)));
+    expect(section(text)).toBe(section(await renderReadme(text)));
   });
 
   it("starts with the two commands for a fresh machine", () => {
