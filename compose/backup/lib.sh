@@ -44,10 +44,18 @@ fail() {
   exit 1
 }
 
-# The last meaningful lines of a tool's log, joined into one line.
+# The gist of a tool's log in one line: rclone's final "Failed to ..." summary when there is one,
+# else the last few lines, without rclone's timestamps.
 log_tail() {
   [ -s "$1" ] || return 0
-  grep -v '^[[:space:]]*$' "$1" | tail -n "${2:-3}" | tr '\n' ' ' | sed 's/[[:space:]]*$//'
+  local text
+  text="$(grep -v '^[[:space:]]*$' "$1" | sed -E 's#^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9:]{8} (ERROR : )?##; s#[[:space:]]+# #g')"
+  if grep -q '^Failed to ' <<<"$text"; then
+    # From rclone's last summary to the end: the summary and its "caused by" lines.
+    awk '/^Failed to / { out = "" } { out = out (out == "" ? "" : " ") $0 } END { sub(/ +$/, "", out); print out }' <<<"$text"
+  else
+    tail -n "${2:-3}" <<<"$text" | tr '\n' ' ' | sed 's/ *$//'
+  fi
 }
 
 # Ping the monitoring URL: success or fail. The URL may hold a token, so it goes to curl through
