@@ -2,6 +2,7 @@
  * The program `pulumi up` runs: config → components → stack outputs. Nothing else lives here.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { Backups } from "./components/backups";
 import { loadStackConfig } from "./components/config";
 import { Edge } from "./components/edge";
 import { backupCredentialsSource } from "./components/edge-config";
@@ -45,6 +46,32 @@ const storage = new Storage(config.prefix, {
   backupCredentials: backupCredentialsSource(config),
 });
 
+// STAND-IN until the app stack (components/app-stack.ts) is on main: at merge, the database and its
+// role come from the app stack's config.
+const appDatabaseStandIn = { database: config.appName.replace(/-/g, "_"), user: config.appName.replace(/-/g, "_") };
+
+const backups = new Backups(
+  `${config.prefix}-backups`,
+  {
+    connection: { host: server.ipv4, privateKey: server.deployPrivateKey },
+    bucket: storage.backupsBucketName,
+    endpoint: storage.s3Endpoint,
+    accessKeyId: storage.backupCredentials.accessKeyId,
+    secretAccessKey: storage.backupCredentials.secretAccessKey,
+    uploadsBucket: storage.uploadsBucketName,
+    recipients: config.backupRecipients,
+    schedule: config.backupSchedule,
+    drill: config.backupDrill,
+    drillSchedule: config.backupDrillSchedule,
+    pingUrl: config.backupPingUrl === undefined ? undefined : pulumi.secret(config.backupPingUrl),
+    uploadsDirs: config.backupUploadsDirs,
+    database: appDatabaseStandIn.database,
+    databaseUser: appDatabaseStandIn.user,
+    dependsOn: [server.server, server.volumeAttachment],
+  },
+  {},
+);
+
 const cost = estimateMonthlyCost(config);
 
 export const ipv4 = server.ipv4;
@@ -61,3 +88,5 @@ export const tunnelId = edge.tunnelId;
 export const uploadsBucket = storage.uploadsBucketName;
 export const backupsBucket = storage.backupsBucketName;
 export const s3Endpoint = storage.s3Endpoint;
+/** Public key of the restore drill's own age identity (generated on the server; not an operator key). */
+export const backupDrillRecipient = backups.drillRecipient;

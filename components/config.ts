@@ -11,6 +11,7 @@ import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
 import { z } from "zod";
 import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks, plaintextSecretProblems } from "./edge-config";
+import { backupConfigFields } from "./backup-config";
 import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "./tiers";
 
 /** The Pulumi project name, which is also the config namespace (`webstack:tier`). */
@@ -141,6 +142,7 @@ export const serverConfigFields = {
 export const stackConfigSchema = z.strictObject({
   ...serverConfigFields,
   ...edgeConfigFields,
+  ...backupConfigFields,
 });
 
 /** Keys whose values are secrets: error messages name them but never print their values. */

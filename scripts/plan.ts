@@ -7,7 +7,7 @@
  * the validation message and exits non-zero.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { basename, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { ConfigError } from "../components/config";
 import { formatCost } from "../components/pricing";
 import {
@@ -27,6 +27,17 @@ export function artifactsOf(run: ProgramRun): Record<string, string> {
   for (const r of run.resources) {
     if (r.type === "hcloud:index/server:Server" && typeof r.inputs.userData === "string") {
       files["cloud-init.yaml"] = r.inputs.userData;
+    }
+    // The backup scripts and systemd units, as the Backups component installs them (stdin of each
+    // file's command). The environment file is secret and is not written.
+    if (
+      r.type === "command:remote:Command" &&
+      r.parent?.startsWith("vps:backups:Backups::") &&
+      r.name.includes("-file-") &&
+      typeof r.inputs.stdin === "string"
+    ) {
+      const target = String(r.inputs.create).match(/cat > (\S+)\.new/)?.[1];
+      if (target) files[`backup/${target.split("/").pop()}`] = r.inputs.stdin;
     }
   }
   return files;
@@ -136,7 +147,10 @@ async function main(): Promise<number> {
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const artifacts = artifactsOf(run);
-  for (const [file, text] of Object.entries(artifacts)) writeFileSync(join(outDir, file), text);
+  for (const [file, text] of Object.entries(artifacts)) {
+    mkdirSync(dirname(join(outDir, file)), { recursive: true });
+    writeFileSync(join(outDir, file), text);
+  }
   writeFileSync(join(outDir, "resources.json"), `${JSON.stringify(resourcesDocument(run), null, 2)}\n`);
 
   console.log(
