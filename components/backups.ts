@@ -113,7 +113,7 @@ export class Backups extends pulumi.ComponentResource {
           connection,
           create:
             "sudo cloud-init status --wait >/dev/null 2>&1 || true; " +
-            "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends age rclone jq curl >/dev/null",
+            "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends age rclone zstd jq curl >/dev/null",
         },
         { ...parent, dependsOn: args.dependsOn },
       );

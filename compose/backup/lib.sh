@@ -22,9 +22,10 @@
 #   BACKUP_PING_URL             monitoring URL pinged on success (healthchecks.io style)
 #   BACKUP_PING_FAIL_URL        pinged on failure (default: BACKUP_PING_URL + "/fail")
 
-# The object names: <name>-<UTC stamp>.tar.age, with <name>.manifest.json beside each, and the
+# The object names: <name>-<UTC stamp>.tar.zst.age (an uncompressed pg_dump directory in a tar,
+# compressed with zstd, encrypted with age), with <name>.manifest.json beside each, and the
 # pointer to the newest verified backup at the bucket's root.
-readonly BACKUP_SUFFIX=".tar.age"
+readonly BACKUP_SUFFIX=".tar.zst.age"
 readonly MANIFEST_SUFFIX=".manifest.json"
 readonly LATEST_OBJECT="latest.json"
 
@@ -72,6 +73,26 @@ send_ping() {
     curl --silent --show-error --fail --max-time 10 --retry 2 --config - \
       --data-binary "$body" --output /dev/null 2>/dev/null ||
     printf '%s: warning: the %s ping did not go through\n' "$program" "$kind" >&2
+}
+
+# Read an environment file as systemd does for these files (KEY="value" lines with \" and \\
+# escaped, as render.ts writes them; comments and other lines ignored) and export its variables.
+# Lets an operator run restore.sh with the server's /etc/webstack/backup/backup.env.
+load_env_file() {
+  local line key value
+  [ -r "$1" ] || {
+    printf '%s: cannot read the environment file %s\n' "$program" "$1" >&2
+    exit 2
+  }
+  while IFS= read -r line || [ -n "$line" ]; do
+    [[ "$line" =~ ^([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    key="${BASH_REMATCH[1]}"
+    value="${BASH_REMATCH[2]}"
+    if [[ "$value" =~ ^\"(.*)\"$ ]]; then
+      value="$(printf '%s' "${BASH_REMATCH[1]}" | sed -E 's/\\(["\\])/\1/g')"
+    fi
+    export "$key=$value"
+  done <"$1"
 }
 
 require_env() {
@@ -157,7 +178,7 @@ human_bytes() {
   numfmt --to=iec-i --suffix=B --format='%.1f' "$1" 2>/dev/null || printf '%sB\n' "$1"
 }
 
-# The key of a backup: "latest", a full key (daily/x.tar.age) or a bare object name.
+# The key of a backup: "latest", a full key (daily/x.tar.zst.age) or a bare object name.
 # Prints the object key and leaves its manifest in the file named second.
 resolve_backup() {
   local wanted="$1" manifest_file="$2" logfile="$scratch/rclone-resolve.log" key
@@ -217,6 +238,7 @@ fetch_and_unpack() {
   rcl "$scratch/rclone-fetch.log" cat "$remote/$key" |
     tee "$fifo" "$fifo.size" |
     age --decrypt --identity "$identity" 2>"$scratch/age.log" |
+    zstd --decompress --quiet --stdout 2>"$scratch/zstd.log" |
     pg tar -x -C "$dest" 2>>"$scratch/tar.log"
   local status=("${PIPESTATUS[@]}")
   set -e
@@ -229,9 +251,6 @@ fetch_and_unpack() {
   if [ "${status[0]}" -ne 0 ] && [ "${status[0]}" -ne 141 ]; then
     fail "cannot download $key: $(log_tail "$scratch/rclone-fetch.log")"
   fi
-  if [ -n "$expected" ] && [ "${status[0]}" -eq 0 ] && [ "$actual" != "$expected" ]; then
-    fail "$key is corrupted or truncated: $size_actual bytes with sha256 $actual, the manifest says $size_expected bytes with sha256 $expected"
-  fi
   if [ "${status[2]}" -ne 0 ]; then
     # Tell a damaged object from a wrong key: hash the whole object against the manifest.
     if [ -n "$expected" ] && hash_object "$key" && [ "$object_sha" != "$expected" ]; then
@@ -239,7 +258,12 @@ fetch_and_unpack() {
     fi
     fail "cannot decrypt $key (not encrypted to this key, or damaged): $(log_tail "$scratch/age.log")"
   fi
-  [ "${status[3]}" -eq 0 ] || fail "cannot unpack $key: $(log_tail "$scratch/tar.log")"
+  # age authenticates every chunk, so a whole decryption means whole data; the manifest must agree.
+  if [ -n "$expected" ] && [ "$actual" != "$expected" ]; then
+    fail "$key is corrupted or truncated: $size_actual bytes with sha256 $actual, the manifest says $size_expected bytes with sha256 $expected"
+  fi
+  [ "${status[3]}" -eq 0 ] || fail "cannot decompress $key: $(log_tail "$scratch/zstd.log")"
+  [ "${status[4]}" -eq 0 ] || fail "cannot unpack $key: $(log_tail "$scratch/tar.log")"
 }
 
 # pg_restore, in parallel, from an unpacked dump directory into an existing database.

@@ -4,6 +4,10 @@
 # server (installed as /usr/local/lib/webstack-backup/restore.sh) and on a workstation with bash,
 # rclone, age, jq and the PostgreSQL client tools.
 #
+#   restore.sh [--env-file FILE] COMMAND ...
+#       --env-file: read the settings from an environment file first (on the server:
+#       /etc/webstack/backup/backup.env, which holds the bucket credentials; run as root)
+#
 #   restore.sh list
 #       every backup in the bucket, oldest first, and which one latest.json points to
 #   restore.sh verify [BACKUP]
@@ -19,7 +23,7 @@
 #       kept as <PGDATABASE>_before_restore_<stamp>. Refused while any other session (the app) is
 #       connected to the live database: stop the app first.
 #
-# BACKUP is "latest", an object key such as daily/shop-20250101T020000Z.tar.age, or its name alone.
+# BACKUP is "latest", an object key such as daily/shop-20250101T020000Z.tar.zst.age, or its name alone.
 # Environment: the bucket, PG_EXEC, PGDATABASE, PGUSER and BACKUP_JOBS as in lib.sh;
 # RESTORE_MAINTENANCE_WORK_MEM (default 256MB) for the restore's index builds.
 set -Eeuo pipefail
@@ -29,7 +33,7 @@ here="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
 . "$here/lib.sh"
 
 usage() {
-  sed -n '2,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
+  sed -n '3,/^set -Eeuo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -39,6 +43,10 @@ extra_cleanup() {
 }
 
 main() {
+  if [ "${1:-}" = --env-file ]; then
+    load_env_file "${2:?--env-file needs a file}"
+    shift 2
+  fi
   [ $# -ge 1 ] || usage
   local command="$1"
   shift

@@ -2,11 +2,12 @@
  * Backup then restore, with the real tools: PostgreSQL 15 + PostGIS, pg_dump/pg_restore, age,
  * rclone and a signature-checking S3 server, all on loopback.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BACKUP_RETENTION } from "../../components/topology";
+import { renderBackupEnv } from "../../compose/backup/render";
 import {
   type AgeKey,
   ageKey,
@@ -15,6 +16,8 @@ import {
   rclone,
   runScript,
   type S3,
+  S3_ACCESS_KEY,
+  S3_SECRET_KEY,
   startPingListener,
   startPostgres,
   startS3,
@@ -43,7 +46,7 @@ beforeAll(async () => {
   operator = ageKey(keys, "operator");
   drill = ageKey(keys, "drill");
   const recipients = join(keys, "recipients.txt");
-  require("node:fs").writeFileSync(recipients, `# operators\n${operator.recipient}\n`);
+  writeFileSync(recipients, `# operators\n${operator.recipient}\n`);
   pg.psql("CREATE DATABASE shop");
   pg.psql(
     `CREATE EXTENSION postgis;
@@ -73,7 +76,7 @@ beforeAll(async () => {
 afterAll(async () => {
   pg?.destroy();
   await Promise.all([s3?.close(), ping?.close()]);
-  require("node:fs").rmSync(keys, { recursive: true, force: true });
+  rmSync(keys, { recursive: true, force: true });
 });
 
 describe("backup.sh then restore.sh", () => {
@@ -89,14 +92,14 @@ describe("backup.sh then restore.sh", () => {
     const lines = first.stdout.trim().split("\n");
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^webstack-backup: ok: monthly\/shop-\d{8}T\d{6}Z\.tar\.age [\d.]+[KMG]iB sha256=[0-9a-f]{16} in \d+s \(PostgreSQL 15\.\d+, PostGIS 3\.\d+\.\d+, \d+ tables\)$/,
+      /^webstack-backup: ok: monthly\/shop-\d{8}T\d{6}Z\.tar\.zst\.age [\d.]+[KMG]iB sha256=[0-9a-f]{16} in \d+s \(PostgreSQL 15\.\d+, PostGIS 3\.\d+\.\d+, \d+ tables\)$/,
     );
   });
 
   it("writes a manifest beside the object and points latest.json at it", () => {
     const latest = JSON.parse(rclone(s3, ["cat", "t:backups/latest.json"]));
     const manifest = JSON.parse(
-      rclone(s3, ["cat", `t:backups/${latest.key.replace(/\.tar\.age$/, ".manifest.json")}`]),
+      rclone(s3, ["cat", `t:backups/${latest.key.replace(/\.tar\.zst\.age$/, ".manifest.json")}`]),
     );
     expect(manifest).toEqual(latest);
     expect(manifest).toMatchObject({
@@ -199,6 +202,28 @@ describe("backup.sh then restore.sh", () => {
     expect(rows).toHaveLength(3);
     expect(rows.filter((r) => r.endsWith("<- latest"))).toHaveLength(1);
     expect(rows.map((r) => r.match(/ (\w+)\/shop-/)?.[1]).sort()).toEqual(["daily", "monthly", "weekly"]);
+  });
+
+  it("reads its settings from the environment file the component renders (--env-file)", async () => {
+    const envFile = join(keys, "backup.env");
+    writeFileSync(
+      envFile,
+      renderBackupEnv({
+        endpoint: s3.endpoint,
+        bucket: "backups",
+        accessKeyId: S3_ACCESS_KEY,
+        secretAccessKey: S3_SECRET_KEY,
+        provider: "Other",
+        database: "shop",
+        databaseUser: "postgres",
+        pgExec: "",
+        workDir: join(keys, "work"),
+        uploadsDirs: [],
+      }),
+    );
+    const listed = await runScript("restore.sh", ["--env-file", envFile, "list"], {});
+    expect(listed.stderr).toBe("");
+    expect(listed.stdout.trim().split("\n")).toHaveLength(4);
   });
 
   it("writes only under the prefixes that the retention rules expire (and latest.json)", () => {
