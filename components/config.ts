@@ -10,8 +10,8 @@ import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
 import { z } from "zod";
-import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks, plaintextSecretProblems } from "./edge-config";
 import { backupConfigFields } from "./backup-config";
+import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks, plaintextSecretProblems } from "./edge-config";
 import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "./tiers";
 
 /** The Pulumi project name, which is also the config namespace (`webstack:tier`). */

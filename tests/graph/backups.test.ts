@@ -23,10 +23,13 @@ beforeAll(async () => {
   const extra = engineConfig({ backupPingUrl: PING });
   run = await runProgram("prod", { values: { ...config.values, ...extra.values }, secretKeys: config.secretKeys });
   commands = run.resources.filter((r) => r.parent?.startsWith("vps:backups:Backups::"));
+  const env = String(commands.find((r) => r.name === "shop-prod-backups-env")?.rawInputs.stdin);
+  const valueOf = (key: string) => env.match(new RegExp(`^${key}="(.+)"$`, "m"))?.[1] ?? `missing ${key}`;
+  SECRETS = [valueOf("BACKUP_S3_SECRET_ACCESS_KEY"), PING, "stand-in private key of"];
 });
 
-/** Plaintext secrets the program holds: the bucket credentials, the ping URL, the deploy key. */
-const SECRETS = ["stand-in-backup-secret-access-key", "stand-in-backup-access-key-id", PING, "stand-in private key of"];
+/** Plaintext secrets the program holds: the bucket credentials (as the env file got them), the ping URL, the deploy key. */
+let SECRETS: string[];
 
 describe("the Backups component", () => {
   it("is a vps:backups:Backups with its commands as children", () => {
@@ -52,7 +55,8 @@ describe("the Backups component", () => {
     expect(env.secretInputs).toContain("stdin");
     expect(env.inputs.create).toMatch(/umask 077 && cat > \/etc\/webstack\/backup\/backup\.env\.new && chmod 0600/);
     const text = String(env.rawInputs.stdin);
-    expect(text).toContain('BACKUP_S3_SECRET_ACCESS_KEY="stand-in-backup-secret-access-key"');
+    expect(text).toMatch(/^BACKUP_S3_SECRET_ACCESS_KEY="[0-9a-f]{64}"$/m);
+    expect(text).toMatch(/^BACKUP_S3_BUCKET="shop-prod-backups"$/m);
     expect(text).toContain(`BACKUP_PING_URL="${PING}"`);
   });
 

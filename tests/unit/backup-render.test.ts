@@ -12,6 +12,7 @@ import { backupConfigFields } from "../../components/backup-config";
 import { resolveConfig } from "../../components/config";
 import { BACKUP_RETENTION } from "../../components/topology";
 import { BACKUP_PATHS, backupFiles, renderBackupEnv, renderTimer } from "../../compose/backup/render";
+import { stackValues } from "../support/fixtures";
 
 const RECIPIENT = "age19575cackxwrpfkergc5tfva3puvfaa2gx4qgvjk3uhnv6ujzdq9q8pn3ma";
 const files = backupFiles({
@@ -150,15 +151,9 @@ describe("the shipped files", () => {
 });
 
 describe("backup config keys", () => {
-  const base = {
-    appName: "shop",
-    domain: "example.com",
-    routes: [{ hostname: "app.example.com", service: "web" }],
-    adminSshKeys: [
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC5PqA7hUthsrNf7q5yfsuPKS1KH8KVKN0HK6mfvzZMO alice@example.com",
-    ],
-    sshAllowedCidrs: ["203.0.113.0/24"],
-  };
+  // The prod stack file's keys without any backup key.
+  const base = Object.fromEntries(Object.entries(stackValues("prod")).filter(([k]) => !k.startsWith("backup")));
+  base.backupCredentials = stackValues("prod").backupCredentials;
 
   it("requires at least one recipient, naming the key", () => {
     expect(() => resolveConfig("prod", base)).toThrow(/webstack:backupRecipients: is required/);
