@@ -95,3 +95,17 @@ describe("the Backups component", () => {
     for (const r of installs) expect(timers.options.dependsOn).toContain(`${r.type}::${r.name}`);
   });
 });
+
+describe("retention", () => {
+  it("writes under exactly the prefixes the backups bucket's lifecycle rules expire", () => {
+    const lifecycles = run.resources.filter((r) => r.type === "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle");
+    const backupsRules = lifecycles
+      .flatMap((r) => (r.inputs.rules ?? []) as { conditions: { prefix: string }; deleteObjectsTransition?: unknown }[])
+      .filter((rule) => rule.deleteObjectsTransition !== undefined)
+      .map((rule) => rule.conditions.prefix);
+    const env = String(commands.find((r) => r.name === "shop-prod-backups-env")?.rawInputs.stdin);
+    const written = [...env.matchAll(/^BACKUP_PREFIX_\w+="(.+)"$/gm)].map((m) => m[1]);
+    expect(written.sort()).toEqual(["daily/", "monthly/", "weekly/"]);
+    expect(backupsRules.sort()).toEqual(written);
+  });
+});
