@@ -4,12 +4,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { APP_SECRET_NAMESPACE, appSecretNames, appSecretProblems } from "./components/app-config";
 import { AppStack } from "./components/app-stack";
+import { Backups } from "./components/backups";
 import { ConfigError, loadStackConfig } from "./components/config";
 import { Edge } from "./components/edge";
 import { backupCredentialsSource } from "./components/edge-config";
 import { estimateMonthlyCost } from "./components/pricing";
 import { Server } from "./components/server";
 import { Storage } from "./components/storage";
+import { appDir } from "./compose/stack-files";
 
 const config = loadStackConfig();
 const appSecrets = loadAppSecrets();
@@ -59,6 +61,32 @@ const appStack = new AppStack(`${config.prefix}-app`, {
   volumeAttachment: server.volumeAttachment,
 });
 
+const backups = new Backups(
+  `${config.prefix}-backups`,
+  {
+    connection: { host: server.ipv4, privateKey: server.deployPrivateKey },
+    bucket: storage.backupsBucketName,
+    endpoint: storage.s3Endpoint,
+    accessKeyId: storage.backupCredentials.accessKeyId,
+    secretAccessKey: storage.backupCredentials.secretAccessKey,
+    uploadsBucket: storage.uploadsBucketName,
+    recipients: config.backupRecipients,
+    schedule: config.backupSchedule,
+    drill: config.backupDrill,
+    drillSchedule: config.backupDrillSchedule,
+    pingUrl: config.backupPingUrl === undefined ? undefined : pulumi.secret(config.backupPingUrl),
+    uploadsDirs: config.backupUploadsDirs,
+    database: config.postgres.database,
+    databaseUser: config.postgres.user,
+    composeFile: `${appDir(server.volumeMountPoint)}/compose.yaml`,
+    postgresService: "postgres",
+    postgresImage: config.postgres.image,
+    // The timers dump the app stack's Postgres: install them once the stack is up.
+    dependsOn: [server.server, server.volumeAttachment, appStack],
+  },
+  {},
+);
+
 const cost = estimateMonthlyCost(config);
 
 export const ipv4 = server.ipv4;
@@ -89,3 +117,6 @@ function loadAppSecrets(): Record<string, pulumi.Output<string>> {
   const secrets = new pulumi.Config(APP_SECRET_NAMESPACE);
   return Object.fromEntries(appSecretNames(config.services).map((name) => [name, secrets.requireSecret(name)]));
 }
+
+/** Public key of the restore drill's own age identity (generated on the server; not an operator key). */
+export const backupDrillRecipient = backups.drillRecipient;

@@ -11,6 +11,7 @@ import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
 import { z } from "zod";
 import { appConfigFields, appCrossChecks } from "./app-config";
+import { backupConfigFields } from "./backup-config";
 import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks, plaintextSecretProblems } from "./edge-config";
 import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "./tiers";
 
@@ -143,6 +144,7 @@ export const stackConfigSchema = z.strictObject({
   ...serverConfigFields,
   ...edgeConfigFields,
   ...appConfigFields,
+  ...backupConfigFields,
 });
 
 /** Keys whose values are secrets: error messages name them but never print their values. */

@@ -35,6 +35,17 @@ export function artifactsOf(run: ProgramRun): Record<string, string> {
       const target = /mv '[^']*' '[^']*\/releases\/[0-9a-f]+\/([^']+)'$/.exec(String(r.inputs.create));
       if (target && target[1] !== ".env") files[target[1]] = r.inputs.stdin;
     }
+    // The backup scripts and systemd units, as the Backups component installs them (stdin of each
+    // file's command). The environment file is secret and is not written.
+    if (
+      r.type === "command:remote:Command" &&
+      r.parent?.startsWith("vps:backups:Backups::") &&
+      r.name.includes("-file-") &&
+      typeof r.inputs.stdin === "string"
+    ) {
+      const target = String(r.inputs.create).match(/cat > (\S+)\.new/)?.[1];
+      if (target) files[`backup/${target.split("/").pop()}`] = r.inputs.stdin;
+    }
   }
   return files;
 }

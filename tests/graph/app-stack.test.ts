@@ -15,7 +15,8 @@ import { artifactsOf } from "../../scripts/plan";
 import { stackFileValues } from "../support/stack-configs";
 
 let run: ProgramRun;
-const commands = () => run.resources.filter((r) => r.type === "command:remote:Command");
+const commands = () =>
+  run.resources.filter((r) => r.type === "command:remote:Command" && r.parent?.startsWith("vps:app:AppStack::"));
 /** The tunnel token the Edge component hands over (the mock's stand-in for the tunnel). */
 const tunnelToken = () => {
   const tunnel = run.resources.find(
@@ -38,7 +39,11 @@ describe("AppStack in the prod graph", () => {
   it("is a vps:app:AppStack whose commands are its children", () => {
     const stack = run.resources.find((r) => r.type === "vps:app:AppStack");
     expect(stack?.name).toBe("shop-prod-app");
-    for (const c of commands()) expect(c.parent).toBe("vps:app:AppStack::shop-prod-app");
+    const appCommands = run.resources.filter(
+      (r) => r.type === "command:remote:Command" && r.name.startsWith("shop-prod-app-"),
+    );
+    expect(appCommands.length).toBeGreaterThan(0);
+    for (const c of appCommands) expect(c.parent).toBe("vps:app:AppStack::shop-prod-app");
   });
 
   it("connects as the deploy user with the program's deploy key, kept secret", () => {
@@ -125,7 +130,9 @@ describe("AppStack in the prod graph", () => {
 
   it("gives the plan compose.yaml, the Caddyfile and the deploy script, but never the .env", () => {
     const files = artifactsOf(run);
-    expect(Object.keys(files).sort()).toEqual(["Caddyfile", "cloud-init.yaml", "compose.yaml", "scripts/deploy.sh"]);
+    const appFiles = Object.keys(files).filter((f) => !f.startsWith("backup/"));
+    expect(appFiles.sort()).toEqual(["Caddyfile", "cloud-init.yaml", "compose.yaml", "scripts/deploy.sh"]);
+    expect(Object.keys(files).some((f) => f.endsWith(".env"))).toBe(false);
   });
 
   it("generates the Postgres and Redis passwords without URL-special characters", () => {

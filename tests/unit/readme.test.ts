@@ -5,11 +5,14 @@ import { README, renderReadme, SECTIONS } from "../../scripts/readme";
 describe("README.md", () => {
   const text = readFileSync(README, "utf8");
 
-  it.each(Object.keys(SECTIONS))("has the %s section as the program generates it (run `npm run docs`)", async (name) => {
-    const section = (t: string) =>
-      t.slice(t.indexOf(`<!-- generated:${name} -->`), t.indexOf(`<!-- /generated:${name} -->`));
-    expect(section(text)).toBe(section(await renderReadme(text)));
-  });
+  it.each(Object.keys(SECTIONS))(
+    "has the %s section as the program generates it (run `npm run docs`)",
+    async (name) => {
+      const section = (t: string) =>
+        t.slice(t.indexOf(`<!-- generated:${name} -->`), t.indexOf(`<!-- /generated:${name} -->`));
+      expect(section(text)).toBe(section(await renderReadme(text)));
+    },
+  );
 
   it("starts with the two commands for a fresh machine", () => {
     const firstBlock = text.slice(text.indexOf("```sh"), text.indexOf("```", text.indexOf("```sh") + 5));

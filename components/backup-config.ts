@@ -1,0 +1,82 @@
+/**
+ * The config keys of the backups (`webstack:backup*`): spread into `stackConfigSchema` next to the
+ * server's keys. Each is documented where it is declared, with its default.
+ */
+import { z } from "zod";
+
+/** An age X25519 recipient: "age1" and 58 bech32 characters. */
+const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
+/** age also encrypts to OpenSSH keys (ed25519 and RSA). */
+const SSH_RECIPIENT = /^(ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]+={0,2}( \S.*)?$/;
+
+const recipientSchema = z.string().superRefine((value, ctx) => {
+  const problem = ageRecipientProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+/**
+ * A systemd calendar expression (`OnCalendar=`). The characters are limited to what calendar
+ * expressions use, so a value can never break out of its line in the unit file; the test suite
+ * checks the defaults and examples with `systemd-analyze calendar`.
+ */
+const calendarSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9*:.,/~ -]{1,80}$/, {
+    message:
+      'must be a systemd calendar expression such as "daily", "*-*-* 02:00:00" or "Sun *-*-* 05:00:00" (letters, digits, * : . , / ~ - and spaces)',
+  })
+  .refine((v) => v.trim() === v && v.length > 0, { message: "must not start or end with spaces" });
+
+export const backupConfigFields = {
+  /**
+   * Public keys the backups are encrypted to: age recipients (`age1…`, from `age-keygen -y`) or
+   * OpenSSH ed25519/RSA public keys. Their private keys stay with the operators: the server never
+   * holds one. List two people (or a person and an offline key) so that one lost key loses nothing.
+   * @example ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+   */
+  backupRecipients: z.array(recipientSchema).min(1, { message: "must list at least one age public key" }),
+  /**
+   * When the daily backup runs (systemd OnCalendar, server time = UTC), with up to 30 minutes of
+   * random delay; a run missed while the server was off runs at the next boot.
+   * @default "*-*-* 02:00:00"
+   */
+  backupSchedule: calendarSchema.default("*-*-* 02:00:00"),
+  /** Run the weekly restore drill (restores the latest backup into a throwaway PostgreSQL). @default true */
+  backupDrill: z.boolean().default(true),
+  /** When the restore drill runs (systemd OnCalendar). @default "Sun *-*-* 05:00:00" */
+  backupDrillSchedule: calendarSchema.default("Sun *-*-* 05:00:00"),
+  /**
+   * Monitoring URL pinged after each backup and drill (healthchecks.io style: the URL on success,
+   * URL + "/fail" on failure, the journal line as the body). Omitted: no pings. Set it with
+   * `pulumi config set --secret` when it holds a token.
+   * @example "https://hc-ping.com/0b5c7e4e-1a2b-4c3d-9e8f-001122334455"
+   */
+  backupPingUrl: z
+    .string()
+    .regex(/^https?:\/\/[^\s"\\]+$/, { message: "must be an http(s) URL without spaces or quotes" })
+    .optional(),
+  /**
+   * Local directories whose files are copied to the uploads bucket after each backup (for apps that
+   * keep uploads on disk). Absolute paths on the data volume.
+   * @default []
+   * @example ["/srv/data/app/uploads"]
+   */
+  backupUploadsDirs: z
+    .array(
+      z.string().regex(/^\/srv\/data\/[A-Za-z0-9._/-]+$/, {
+        message: "must be an absolute path under /srv/data (letters, digits, '.', '_', '-', '/')",
+      }),
+    )
+    .default([]),
+};
+
+/** Why a string is not an age recipient the backups can encrypt to, or undefined when it is one. */
+export function ageRecipientProblem(value: string): string | undefined {
+  const allowed = "an age public key (age1…, from age-keygen -y) or an ssh-ed25519/ssh-rsa public key line";
+  if (value.startsWith("AGE-SECRET-KEY-")) {
+    return `is an age PRIVATE key; give its public key (age-keygen -y FILE) instead, and keep the private key off the server (${allowed})`;
+  }
+  if (/PRIVATE KEY/.test(value)) return `is a private key; ${allowed}`;
+  if (AGE_RECIPIENT.test(value) || SSH_RECIPIENT.test(value)) return undefined;
+  return `is not ${allowed}`;
+}

@@ -1,0 +1,230 @@
+/**
+ * Backups: a systemd timer on the server dumps the app's database (pg_dump, directory format, in
+ * parallel), encrypts it with age to the operators' public keys and streams it to the R2 backups
+ * bucket; a weekly timer restores the latest backup into a throwaway PostgreSQL container to prove
+ * it restores. The scripts live in compose/backup/ and are installed over SSH as the deploy user.
+ *
+ * Secrets (the bucket credentials, the ping URL) reach the server only as the stdin of one SSH
+ * command that writes /etc/webstack/backup/backup.env with mode 0600: never in a command line,
+ * an output or a log. Every file is its own command, re-run when its content changes.
+ *
+ * Cost: R2 storage of the backups (about 7 dailies + 5 weeklies + 12 monthlies of the compressed
+ * database; 10 GB free, then $0.015/GB-month), no egress fees; a few minutes of CPU a day.
+ */
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  BACKUP_PATHS,
+  BACKUP_UNIT,
+  backupFiles,
+  DRILL_UNIT,
+  renderBackupEnv,
+  type ServerFile,
+  sha256,
+} from "../compose/backup/render";
+
+export interface BackupsArgs {
+  /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
+  connection: {
+    host: pulumi.Input<string>;
+    /** @default "deploy" */
+    user?: string;
+    privateKey: pulumi.Input<string>;
+  };
+  /** The backups bucket and its S3 endpoint, e.g. `https://<account>.r2.cloudflarestorage.com`. */
+  bucket: pulumi.Input<string>;
+  endpoint: pulumi.Input<string>;
+  /** S3 credentials of the backups bucket (secret). */
+  accessKeyId: pulumi.Input<string>;
+  secretAccessKey: pulumi.Input<string>;
+  /** The uploads bucket, for `uploadsDirs`. */
+  uploadsBucket?: pulumi.Input<string>;
+  /** age public keys the backups are encrypted to. */
+  recipients: readonly string[];
+  /** systemd OnCalendar of the backup. */
+  schedule: string;
+  /** Run the weekly restore drill. */
+  drill: boolean;
+  /** systemd OnCalendar of the drill. */
+  drillSchedule: string;
+  /** Monitoring URL (secret when it holds a token). */
+  pingUrl?: pulumi.Input<string>;
+  /** Directories copied to the uploads bucket after each backup. */
+  uploadsDirs: readonly string[];
+  /** The app's database and role (the role must own the database; the postgres image makes it superuser). */
+  database: pulumi.Input<string>;
+  databaseUser: pulumi.Input<string>;
+  /**
+   * The compose file of the app stack on the server.
+   * @default "/srv/data/app/compose.yaml"
+   */
+  composeFile?: string;
+  /** @default "postgres" */
+  postgresService?: string;
+  /**
+   * Image of the drill's throwaway PostgreSQL: the app's own PostGIS image, so the drill restores
+   * with the same major version.
+   * @default "imresamu/postgis:17-3.5"
+   */
+  postgresImage?: string;
+  /** Resources the install must wait for (the server, its volume attachment, the app stack). */
+  dependsOn?: pulumi.Input<pulumi.Resource>[];
+}
+
+export class Backups extends pulumi.ComponentResource {
+  /** Public key of the drill-only age identity generated on the server (empty when the drill is off). */
+  readonly drillRecipient: pulumi.Output<string>;
+  /** The files installed, by path (non-secret ones only). */
+  readonly installedFiles: string[];
+
+  constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vps:backups:Backups", name, {}, opts);
+    const parent = { parent: this };
+    const connection = {
+      host: args.connection.host,
+      user: args.connection.user ?? "deploy",
+      privateKey: pulumi.secret(args.connection.privateKey),
+    };
+
+    const packages = installPackages();
+    const files = backupFiles({
+      recipients: args.recipients,
+      schedule: args.schedule,
+      drill: args.drill,
+      drillSchedule: args.drillSchedule,
+    });
+    const installed = files.map((file) => installFile(file, [packages]));
+    const envFile = installEnvFile([packages]);
+    const drillKey = args.drill ? createDrillKey([packages]) : undefined;
+    const timers = enableTimers([...installed, envFile, ...(drillKey ? [drillKey] : [])]);
+
+    this.drillRecipient = drillKey ? drillKey.stdout.apply((s) => (s ?? "").trim()) : pulumi.output("");
+    this.installedFiles = files.map((f) => f.path);
+    this.registerOutputs({
+      drillRecipient: this.drillRecipient,
+      installedFiles: this.installedFiles,
+      timers: timers.id,
+    });
+
+    function installPackages(): command.remote.Command {
+      return new command.remote.Command(
+        `${name}-packages`,
+        {
+          connection,
+          create:
+            "sudo cloud-init status --wait >/dev/null 2>&1 || true; " +
+            "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends age rclone zstd jq curl >/dev/null",
+        },
+        { ...parent, dependsOn: args.dependsOn },
+      );
+    }
+
+    /** Write one file atomically with its mode, from stdin (content never on a command line). */
+    function installFile(file: ServerFile, after: pulumi.Resource[]): command.remote.Command {
+      const slug = file.path
+        .split("/")
+        .pop()!
+        .replace(/[^a-zA-Z0-9-]/g, "-");
+      return new command.remote.Command(
+        `${name}-file-${slug}`,
+        {
+          connection,
+          create: writeFileCommand(file.path, file.mode),
+          delete: `sudo rm -f ${file.path}`,
+          stdin: file.content,
+          triggers: [sha256(file.content)],
+        },
+        { ...parent, dependsOn: after },
+      );
+    }
+
+    function installEnvFile(after: pulumi.Resource[]): command.remote.Command {
+      const composeFile = args.composeFile ?? "/srv/data/app/compose.yaml";
+      const service = args.postgresService ?? "postgres";
+      const content = pulumi
+        .all([
+          args.endpoint,
+          args.bucket,
+          args.accessKeyId,
+          args.secretAccessKey,
+          args.database,
+          args.databaseUser,
+          args.pingUrl,
+          args.uploadsBucket,
+        ])
+        .apply(([endpoint, bucket, accessKeyId, secretAccessKey, database, databaseUser, pingUrl, uploadsBucket]) =>
+          renderBackupEnv({
+            endpoint,
+            bucket,
+            accessKeyId,
+            secretAccessKey,
+            database,
+            databaseUser,
+            pgExec: `docker compose -f ${composeFile} exec -T ${service}`,
+            // Inside the postgres container: the dump never crosses into the host's filesystem unencrypted.
+            workDir: "/tmp/webstack-backup",
+            pingUrl,
+            uploadsBucket,
+            uploadsDirs: args.uploadsDirs,
+            drillPostgresImage: args.drill ? (args.postgresImage ?? "imresamu/postgis:17-3.5") : undefined,
+          }),
+        );
+      return new command.remote.Command(
+        `${name}-env`,
+        {
+          connection,
+          create: writeFileCommand(BACKUP_PATHS.envFile, "0600"),
+          delete: `sudo rm -f ${BACKUP_PATHS.envFile}`,
+          stdin: pulumi.secret(content),
+        },
+        { ...parent, dependsOn: after },
+      );
+    }
+
+    /**
+     * The drill's own age identity, made on the server once and kept on the data volume: its
+     * private half never leaves the server; the public half is added to every backup's recipients.
+     */
+    function createDrillKey(after: pulumi.Resource[]): command.remote.Command {
+      const key = BACKUP_PATHS.drillIdentityFile;
+      const dir = key.slice(0, key.lastIndexOf("/"));
+      return new command.remote.Command(
+        `${name}-drill-key`,
+        {
+          connection,
+          create:
+            `sudo install -d -m 0700 ${dir} && ` +
+            `sudo sh -c 'test -s ${key} || (umask 077 && age-keygen -o ${key} 2>/dev/null)' && ` +
+            `sudo age-keygen -y ${key}`,
+        },
+        { ...parent, dependsOn: after },
+      );
+    }
+
+    function enableTimers(after: pulumi.Resource[]): command.remote.Command {
+      const timers = [`${BACKUP_UNIT}.timer`, ...(args.drill ? [`${DRILL_UNIT}.timer`] : [])];
+      const disableDrill = args.drill
+        ? ""
+        : ` && (sudo systemctl disable --now ${DRILL_UNIT}.timer 2>/dev/null; sudo rm -f ${BACKUP_PATHS.unitDir}/${DRILL_UNIT}.timer; true)`;
+      return new command.remote.Command(
+        `${name}-timers`,
+        {
+          connection,
+          create: `sudo systemctl daemon-reload && sudo systemctl enable --now ${timers.join(" ")}${disableDrill}`,
+          delete: `sudo systemctl disable --now ${BACKUP_UNIT}.timer ${DRILL_UNIT}.timer 2>/dev/null; sudo systemctl daemon-reload; true`,
+          triggers: [sha256(files.map((f) => `${f.path}\n${f.content}`).join("\n"))],
+        },
+        { ...parent, dependsOn: after },
+      );
+    }
+  }
+}
+
+/** A shell command that writes stdin to `path` with `mode`, atomically, as root. */
+export function writeFileCommand(path: string, mode: string): string {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  return (
+    `sudo install -d -m 0755 ${dir} && ` +
+    `sudo sh -c 'umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new && mv -f ${path}.new ${path}'`
+  );
+}

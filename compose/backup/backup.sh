@@ -1,0 +1,235 @@
+#!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
+# webstack-backup: one consistent, encrypted backup of the app's PostgreSQL database to the
+# backups bucket, then a copy of the local uploads directories to the uploads bucket.
+#
+#   backup.sh            (no arguments; configured by the environment, see below and lib.sh)
+#
+# Steps: pg_dump --format=directory --jobs=N --compress=0 (one snapshot shared by all jobs, so the
+# dump is consistent while the app writes) → tar → zstd (multi-threaded; smaller than pg_dump's
+# gzip and several times faster both ways) → age (to the public recipients only; no private key on
+# the server) → rclone rcat into <tier>/<name>-<stamp>.tar.zst.age, hashing the stream on the way →
+# read the object back and compare size and sha256 → <tier>/<name>-<stamp>.manifest.json → only
+# then move latest.json. The directory format is what lets restore.sh run pg_restore in parallel.
+#
+# Environment, besides lib.sh's:
+#   PGDATABASE (required)           the database to back up
+#   BACKUP_RECIPIENTS_FILE          age recipients, one per line (default /etc/webstack/backup/recipients.txt)
+#   BACKUP_DRILL_IDENTITY_FILE      the restore drill's own age identity; when the file exists its
+#                                   public key is added as one more recipient (see drill.sh)
+#   BACKUP_TIER                     auto (default) | daily | weekly | monthly. auto: the first backup
+#                                   of a calendar month goes to monthly/, the first of an ISO week to
+#                                   weekly/, every other one to daily/
+#   BACKUP_PREFIX_DAILY|WEEKLY|MONTHLY  the prefixes the bucket's lifecycle rules expire
+#                                   (defaults daily/ weekly/ monthly/)
+#   BACKUP_NAME                     object name stem (default: the database name)
+#   BACKUP_ZSTD_LEVEL               zstd level (default 3)
+#   BACKUP_VERIFY                   full (default: read the object back and hash it) | size
+#   BACKUP_UPLOADS_DIRS             local directories to copy to the uploads bucket, ':'-separated
+#   BACKUP_UPLOADS_BUCKET           the uploads bucket (same endpoint and credentials unless
+#                                   BACKUP_UPLOADS_ACCESS_KEY_ID/_SECRET_ACCESS_KEY are set)
+#
+# Exit status: 0 on success, 1 on any failure (with one line saying what failed, and the failure ping).
+set -Eeuo pipefail
+program=webstack-backup
+here="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")"
+# shellcheck source=lib.sh
+. "$here/lib.sh"
+
+work=""
+extra_cleanup() {
+  if [ -n "$work" ]; then pg rm -rf "$work" 2>/dev/null || true; fi
+}
+
+main() {
+  local started stamp
+  started="$(date +%s)"
+  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+  make_scratch
+  step="config"
+  setup_pg
+  setup_rclone
+  local recipients_file="${BACKUP_RECIPIENTS_FILE:-/etc/webstack/backup/recipients.txt}"
+  local recipients="$scratch/recipients.txt" drill=false
+  [ -s "$recipients_file" ] || fail "no age recipients in $recipients_file"
+  grep -v '^[[:space:]]*\(#\|$\)' "$recipients_file" >"$recipients" || fail "no age recipients in $recipients_file"
+  if grep -q 'AGE-SECRET-KEY' "$recipients"; then fail "$recipients_file holds a private key; it must list public keys only"; fi
+  if [ -n "${BACKUP_DRILL_IDENTITY_FILE:-}" ] && [ -s "$BACKUP_DRILL_IDENTITY_FILE" ]; then
+    age-keygen -y "$BACKUP_DRILL_IDENTITY_FILE" >>"$recipients" 2>"$scratch/age-keygen.log" ||
+      fail "cannot read the drill identity $BACKUP_DRILL_IDENTITY_FILE: $(log_tail "$scratch/age-keygen.log")"
+    drill=true
+  fi
+  local name="${BACKUP_NAME:-$PGDATABASE}" jobs
+  jobs="$(jobs_default)"
+
+  step="database"
+  local server_version postgis_version pg_dump_version tables
+  server_version="$(psql_value "$PGDATABASE" "SELECT split_part(current_setting('server_version'), ' ', 1)" 2>"$scratch/psql.log")" ||
+    fail "cannot reach PostgreSQL database '$PGDATABASE': $(log_tail "$scratch/psql.log")"
+  postgis_version="$(psql_value "$PGDATABASE" "SELECT extversion FROM pg_extension WHERE extname = 'postgis'" 2>>"$scratch/psql.log")" ||
+    fail "cannot query PostgreSQL: $(log_tail "$scratch/psql.log")"
+  tables="$(psql_value "$PGDATABASE" "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')" 2>>"$scratch/psql.log")" ||
+    fail "cannot query PostgreSQL: $(log_tail "$scratch/psql.log")"
+  pg_dump_version="$(pg pg_dump --version 2>/dev/null | awk '{print $NF}')"
+
+  step="bucket"
+  local tier prefix
+  tier="$(choose_tier "$stamp")"
+  prefix="$(prefix_of "$tier")"
+  local key="$prefix$name-$stamp$BACKUP_SUFFIX"
+  local manifest_key="$prefix$name-$stamp$MANIFEST_SUFFIX"
+
+  step="dump"
+  work="${BACKUP_WORK_DIR:-${TMPDIR:-/tmp}/webstack-backup}/backup-$stamp-$$"
+  pg mkdir -p "$work" 2>"$scratch/pg_dump.log" || fail "cannot create $work: $(log_tail "$scratch/pg_dump.log")"
+  local opts
+  mapfile -t opts < <(pg_user_opts)
+  # Uncompressed here: zstd compresses the whole stream on the way out (the spool needs room for
+  # the uncompressed dump: about the size of the tables without their indexes).
+  pg pg_dump --format=directory --jobs="$jobs" --compress=0 "${opts[@]}" --dbname="$PGDATABASE" \
+    --file="$work/dump" 2>>"$scratch/pg_dump.log" || fail "pg_dump failed: $(log_tail "$scratch/pg_dump.log")"
+
+  step="upload"
+  upload_encrypted "$key" "$recipients"
+  local sha size
+  sha="$(cat "$scratch/sha")"
+  size="$(cat "$scratch/size")"
+  pg rm -rf "$work" 2>/dev/null || true
+  work=""
+
+  step="verify"
+  verify_object "$key" "$sha" "$size"
+
+  step="manifest"
+  local finished duration
+  finished="$(date +%s)"
+  duration=$((finished - started))
+  jq -n \
+    --arg key "$key" --arg tier "$tier" --arg created "$(date -u -d "@$started" +%Y-%m-%dT%H:%M:%SZ)" \
+    --arg database "$PGDATABASE" --arg postgres "$server_version" --arg postgis "$postgis_version" \
+    --arg pgDump "$pg_dump_version" --arg sha256 "$sha" --argjson size "$size" \
+    --argjson duration "$duration" --argjson tables "$tables" --argjson drill "$drill" \
+    --arg host "$(hostname)" '{
+      key: $key, tier: $tier, created: $created, host: $host, database: $database,
+      postgresVersion: $postgres, postgisVersion: (if $postgis == "" then null else $postgis end),
+      pgDumpVersion: $pgDump, format: "pg_dump directory format (uncompressed) in tar, zstd, age",
+      tables: $tables, sizeBytes: $size, sha256: $sha256, durationSeconds: $duration,
+      drillRecipient: $drill
+    }' >"$scratch/manifest.json"
+  rcl "$scratch/rclone-manifest.log" rcat "$remote/$manifest_key" <"$scratch/manifest.json" ||
+    fail "cannot upload the manifest: $(log_tail "$scratch/rclone-manifest.log")"
+
+  step="pointer"
+  rcl "$scratch/rclone-manifest.log" rcat "$remote/$LATEST_OBJECT" <"$scratch/manifest.json" ||
+    fail "cannot move $LATEST_OBJECT: $(log_tail "$scratch/rclone-manifest.log")"
+
+  step="uploads"
+  local uploads_note=""
+  if [ -n "${BACKUP_UPLOADS_DIRS:-}" ]; then
+    copy_uploads
+    uploads_note=", uploads copied"
+  fi
+
+  local line
+  line="$program: ok: $key $(human_bytes "$size") sha256=${sha:0:16} in ${duration}s (PostgreSQL $server_version${postgis_version:+, PostGIS $postgis_version}, $tables tables$uploads_note)"
+  printf '%s\n' "$line"
+  send_ping success "$line"
+}
+
+prefix_of() {
+  case "$1" in
+  daily) printf '%s\n' "${BACKUP_PREFIX_DAILY:-daily/}" ;;
+  weekly) printf '%s\n' "${BACKUP_PREFIX_WEEKLY:-weekly/}" ;;
+  monthly) printf '%s\n' "${BACKUP_PREFIX_MONTHLY:-monthly/}" ;;
+  *) fail "BACKUP_TIER must be auto, daily, weekly or monthly (got '$1')" ;;
+  esac
+}
+
+# auto: monthly when the month has no monthly backup yet, weekly when the ISO week has no weekly
+# one, else daily. Deciding from what the bucket holds (not from the date alone) means a run that
+# failed on the 1st is made up by the next good one.
+choose_tier() {
+  local stamp="$1" tier="${BACKUP_TIER:-auto}" logfile="$scratch/rclone-list.log" names
+  # Listing the bucket also proves early that it is reachable with these credentials.
+  names="$(rcl "$logfile" lsf --files-only "$remote/$(prefix_of monthly)")" ||
+    fail "cannot list the backups bucket at $BACKUP_S3_ENDPOINT: $(log_tail "$logfile")"
+  [ "$tier" = auto ] || {
+    prefix_of "$tier" >/dev/null
+    printf '%s\n' "$tier"
+    return
+  }
+  if ! grep -q -- "-${stamp:0:6}[0-9][0-9]T[0-9]*Z$BACKUP_SUFFIX\$" <<<"$names"; then
+    printf 'monthly\n'
+    return
+  fi
+  names="$(rcl "$logfile" lsf --files-only "$remote/$(prefix_of weekly)")" ||
+    fail "cannot list the backups bucket: $(log_tail "$logfile")"
+  local week day
+  week="$(date -u -d "${stamp:0:8}" +%G-W%V)"
+  while IFS= read -r day; do
+    [ -n "$day" ] || continue
+    if [ "$(date -u -d "$day" +%G-W%V)" = "$week" ]; then
+      printf 'daily\n'
+      return
+    fi
+  done < <(sed -n "s/.*-\([0-9]\{8\}\)T[0-9]*Z${BACKUP_SUFFIX//./\\.}\$/\1/p" <<<"$names")
+  printf 'weekly\n'
+}
+
+# tar the dump directory where it was written, encrypt, and stream into the bucket while hashing.
+upload_encrypted() {
+  local key="$1" recipients="$2" fifo="$scratch/upload.fifo"
+  mkfifo "$fifo" "$fifo.size"
+  sha256sum <"$fifo" | cut -d' ' -f1 >"$scratch/sha" &
+  local sha_pid=$!
+  wc -c <"$fifo.size" | tr -d ' ' >"$scratch/size" &
+  local size_pid=$!
+  set +e
+  pg tar -C "$work" -cf - dump 2>"$scratch/tar.log" |
+    zstd --quiet --threads=0 "-${BACKUP_ZSTD_LEVEL:-3}" --stdout 2>"$scratch/zstd.log" |
+    age --encrypt --recipients-file "$recipients" 2>"$scratch/age.log" |
+    tee "$fifo" "$fifo.size" |
+    rcl "$scratch/rclone-upload.log" rcat "$remote/$key"
+  local status=("${PIPESTATUS[@]}")
+  set -e
+  wait "$sha_pid" "$size_pid" || true
+  [ "${status[0]}" -eq 0 ] || fail "cannot pack the dump: $(log_tail "$scratch/tar.log")"
+  [ "${status[1]}" -eq 0 ] || fail "zstd cannot compress: $(log_tail "$scratch/zstd.log")"
+  [ "${status[2]}" -eq 0 ] || fail "age cannot encrypt: $(log_tail "$scratch/age.log")"
+  [ "${status[4]}" -eq 0 ] || fail "upload of $key failed: $(log_tail "$scratch/rclone-upload.log")"
+}
+
+# The object must be in the bucket with the size (and, by default, the sha256) that was sent.
+verify_object() {
+  local key="$1" sha="$2" size="$3" logfile="$scratch/rclone-verify.log" remote_size
+  remote_size="$(rcl "$logfile" lsjson "$remote/$key" | jq -r '.[0].Size // empty')" ||
+    fail "cannot stat $key after upload: $(log_tail "$logfile")"
+  [ "$remote_size" = "$size" ] || fail "$key has $remote_size bytes in the bucket, $size were sent"
+  if [ "${BACKUP_VERIFY:-full}" = full ]; then
+    hash_object "$key" || fail "cannot read $key back: $(log_tail "$scratch/rclone-fetch.log")"
+    [ "$object_sha" = "$sha" ] || fail "$key reads back with sha256 $object_sha, $sha was sent"
+  fi
+}
+
+copy_uploads() {
+  local dirs dir logfile="$scratch/rclone-uploads.log"
+  require_env BACKUP_UPLOADS_BUCKET
+  export RCLONE_CONFIG_UPLOADS_TYPE=s3
+  export RCLONE_CONFIG_UPLOADS_PROVIDER="$RCLONE_CONFIG_BACKUPS_PROVIDER"
+  export RCLONE_CONFIG_UPLOADS_ENDPOINT="$RCLONE_CONFIG_BACKUPS_ENDPOINT"
+  export RCLONE_CONFIG_UPLOADS_REGION="$RCLONE_CONFIG_BACKUPS_REGION"
+  export RCLONE_CONFIG_UPLOADS_ACCESS_KEY_ID="${BACKUP_UPLOADS_ACCESS_KEY_ID:-$BACKUP_S3_ACCESS_KEY_ID}"
+  export RCLONE_CONFIG_UPLOADS_SECRET_ACCESS_KEY="${BACKUP_UPLOADS_SECRET_ACCESS_KEY:-$BACKUP_S3_SECRET_ACCESS_KEY}"
+  export RCLONE_CONFIG_UPLOADS_NO_CHECK_BUCKET=true
+  IFS=: read -r -a dirs <<<"$BACKUP_UPLOADS_DIRS"
+  for dir in "${dirs[@]}"; do
+    [ -n "$dir" ] || continue
+    [ -d "$dir" ] || fail "uploads directory $dir does not exist"
+    # copy, not sync: a file deleted (or encrypted by ransomware and renamed) locally stays in
+    # the bucket. Each directory lands under its own base name.
+    rcl "$logfile" copy "$dir" "uploads:$BACKUP_UPLOADS_BUCKET/$(basename "$dir")" ||
+      fail "database backup done, but copying $dir to the uploads bucket failed: $(log_tail "$logfile")"
+  done
+}
+
+main "$@"

@@ -1,0 +1,180 @@
+/**
+ * The files the backups put on the server: the scripts and services of this directory as they are,
+ * the timers rendered from the schedules, the recipients list, and the environment file (the one
+ * secret file). Pure functions: typed input in, file text out.
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as ini from "ini";
+import { BACKUP_RETENTION } from "../../components/topology";
+
+/** Where things live on the server. */
+export const BACKUP_PATHS = {
+  /** The scripts (and the runbook, as README.md). */
+  scriptDir: "/usr/local/lib/webstack-backup",
+  /** backup.env (0600) and recipients.txt. */
+  configDir: "/etc/webstack/backup",
+  envFile: "/etc/webstack/backup/backup.env",
+  recipientsFile: "/etc/webstack/backup/recipients.txt",
+  /** On the data volume, so that a rebuilt server keeps the key older backups were encrypted to. */
+  drillIdentityFile: "/srv/data/backup/drill-identity.txt",
+  unitDir: "/etc/systemd/system",
+} as const;
+
+export const BACKUP_UNIT = "webstack-backup";
+export const DRILL_UNIT = "webstack-restore-drill";
+
+/** The scripts and static units, by file name in compose/backup/. */
+export const STATIC_FILES = [
+  "lib.sh",
+  "backup.sh",
+  "restore.sh",
+  "drill.sh",
+  `${BACKUP_UNIT}.service`,
+  `${DRILL_UNIT}.service`,
+] as const;
+
+const HERE = __dirname;
+const RUNBOOK = join(HERE, "..", "..", "docs", "restore.md");
+
+/** One file to install: its absolute path on the server, its mode and its content. */
+export interface ServerFile {
+  path: string;
+  mode: "0644" | "0755" | "0600";
+  content: string;
+}
+
+export interface TimerInput {
+  description: string;
+  /** systemd OnCalendar expression. */
+  onCalendar: string;
+  /** The service the timer starts. */
+  unit: string;
+  randomizedDelaySec: number;
+}
+
+/** A systemd timer: persistent (a run missed while off runs at boot) with a random delay. */
+export function renderTimer(input: TimerInput): string {
+  const header = `# Rendered by compose/backup/render.ts from the stack config; installed by components/backups.ts.\n`;
+  return (
+    header +
+    ini.stringify({
+      Unit: { Description: input.description },
+      Timer: {
+        OnCalendar: input.onCalendar,
+        RandomizedDelaySec: String(input.randomizedDelaySec),
+        Persistent: "true",
+        Unit: input.unit,
+      },
+      Install: { WantedBy: "timers.target" },
+    })
+  );
+}
+
+export interface BackupEnvInput {
+  endpoint: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** rclone provider: Cloudflare for R2. */
+  provider?: string;
+  database: string;
+  databaseUser: string;
+  /** Command prefix that runs the PostgreSQL tools next to the database (see lib.sh). */
+  pgExec: string;
+  /** Scratch directory for dumps, where `pgExec` runs. */
+  workDir: string;
+  pingUrl?: string;
+  uploadsBucket?: string;
+  uploadsDirs: readonly string[];
+  /** Image of the drill's throwaway PostgreSQL; omitted when the drill is off. */
+  drillPostgresImage?: string;
+}
+
+/**
+ * backup.env: the EnvironmentFile of both services. Values are double-quoted with `\` and `"`
+ * escaped, as systemd reads them; a value with a line break is refused.
+ */
+export function renderBackupEnv(input: BackupEnvInput): string {
+  const prefixes = Object.fromEntries(BACKUP_RETENTION.map((r) => [r.prefix.replace(/\/$/, ""), r.prefix]));
+  const vars: [string, string | undefined][] = [
+    ["BACKUP_S3_ENDPOINT", input.endpoint],
+    ["BACKUP_S3_BUCKET", input.bucket],
+    ["BACKUP_S3_ACCESS_KEY_ID", input.accessKeyId],
+    ["BACKUP_S3_SECRET_ACCESS_KEY", input.secretAccessKey],
+    ["BACKUP_S3_PROVIDER", input.provider ?? "Cloudflare"],
+    ["BACKUP_S3_REGION", "auto"],
+    ["BACKUP_PREFIX_DAILY", prefixes.daily],
+    ["BACKUP_PREFIX_WEEKLY", prefixes.weekly],
+    ["BACKUP_PREFIX_MONTHLY", prefixes.monthly],
+    ["BACKUP_RECIPIENTS_FILE", BACKUP_PATHS.recipientsFile],
+    ["BACKUP_DRILL_IDENTITY_FILE", input.drillPostgresImage ? BACKUP_PATHS.drillIdentityFile : undefined],
+    ["PGDATABASE", input.database],
+    ["PGUSER", input.databaseUser],
+    ["PG_EXEC", input.pgExec],
+    ["BACKUP_WORK_DIR", input.workDir],
+    ["BACKUP_PING_URL", input.pingUrl],
+    ["BACKUP_UPLOADS_BUCKET", input.uploadsDirs.length > 0 ? input.uploadsBucket : undefined],
+    ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
+    ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],
+  ];
+  const lines = ["# Rendered by compose/backup/render.ts; holds the bucket credentials. 0600 root."];
+  for (const [key, value] of vars) {
+    if (value === undefined || value === "") continue;
+    if (/[\r\n\0]/.test(value)) throw new Error(`backup.env: the value of ${key} holds a line break`);
+    lines.push(`${key}="${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`);
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+export interface BackupFilesInput {
+  recipients: readonly string[];
+  schedule: string;
+  drill: boolean;
+  drillSchedule: string;
+}
+
+/** Every non-secret file of the backups, with where it goes and its mode. */
+export function backupFiles(input: BackupFilesInput): ServerFile[] {
+  const files: ServerFile[] = STATIC_FILES.map((name) => ({
+    path: name.endsWith(".sh") ? `${BACKUP_PATHS.scriptDir}/${name}` : `${BACKUP_PATHS.unitDir}/${name}`,
+    mode: name.endsWith(".sh") && name !== "lib.sh" ? "0755" : "0644",
+    content: readFileSync(join(HERE, name), "utf8"),
+  }));
+  files.push(
+    { path: `${BACKUP_PATHS.scriptDir}/README.md`, mode: "0644", content: readFileSync(RUNBOOK, "utf8") },
+    {
+      path: BACKUP_PATHS.recipientsFile,
+      mode: "0644",
+      content: `# age recipients of the backups (public keys; from the stack config webstack:backupRecipients)\n${input.recipients.join("\n")}\n`,
+    },
+    {
+      path: `${BACKUP_PATHS.unitDir}/${BACKUP_UNIT}.timer`,
+      mode: "0644",
+      content: renderTimer({
+        description: "Daily encrypted PostgreSQL backup (webstack)",
+        onCalendar: input.schedule,
+        unit: `${BACKUP_UNIT}.service`,
+        randomizedDelaySec: 1800,
+      }),
+    },
+  );
+  if (input.drill) {
+    files.push({
+      path: `${BACKUP_PATHS.unitDir}/${DRILL_UNIT}.timer`,
+      mode: "0644",
+      content: renderTimer({
+        description: "Weekly restore drill of the latest backup (webstack)",
+        onCalendar: input.drillSchedule,
+        unit: `${DRILL_UNIT}.service`,
+        randomizedDelaySec: 1800,
+      }),
+    });
+  }
+  return files;
+}
+
+export function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}

@@ -1,0 +1,111 @@
+/**
+ * The Backups component under Pulumi mocks: what it installs over SSH, and that no secret appears
+ * in a command line, a trigger or an output.
+ */
+import { createHash } from "node:crypto";
+import { beforeAll, describe, expect, it } from "vitest";
+import {
+  engineConfig,
+  type ProgramRun,
+  type RecordedResource,
+  readStackFile,
+  runProgram,
+} from "../../scripts/mock-engine";
+
+const PING = "https://hc-ping.com/7f3e1c2a-secret-ping-token";
+let run: ProgramRun;
+let commands: RecordedResource[];
+
+beforeAll(async () => {
+  // index.ts and its imports are TypeScript loaded with require(), as `pulumi up` does through tsx.
+  require("tsx/cjs/api").register();
+  const config = readStackFile("prod");
+  const extra = engineConfig({ backupPingUrl: PING });
+  run = await runProgram("prod", { values: { ...config.values, ...extra.values }, secretKeys: config.secretKeys });
+  commands = run.resources.filter((r) => r.parent?.startsWith("vps:backups:Backups::"));
+  const env = String(commands.find((r) => r.name === "shop-prod-backups-env")?.rawInputs.stdin);
+  const envValue = (key: string) => env.match(new RegExp(`^${key}="(.+)"$`, "m"))?.[1] ?? `missing ${key}`;
+  SECRETS = [envValue("BACKUP_S3_SECRET_ACCESS_KEY"), PING, "stand-in private key of"];
+});
+
+/** Plaintext secrets the program holds: the bucket credentials (as the env file got them), the ping URL, the deploy key. */
+let SECRETS: string[];
+
+describe("the Backups component", () => {
+  it("is a vps:backups:Backups with its commands as children", () => {
+    const component = run.resources.filter((r) => r.type === "vps:backups:Backups");
+    expect(component.map((r) => r.name)).toEqual(["shop-prod-backups"]);
+    expect(commands.length).toBeGreaterThan(10);
+    expect(new Set(commands.map((r) => r.type))).toEqual(new Set(["command:remote:Command"]));
+  });
+
+  it("puts no plaintext secret into any command line, trigger or non-secret input", () => {
+    for (const r of commands) {
+      const visible = JSON.stringify(r.inputs);
+      for (const secret of SECRETS) expect(visible, `${r.name}`).not.toContain(secret);
+      for (const key of ["create", "update", "delete", "triggers", "environment"]) {
+        const raw = JSON.stringify(r.rawInputs[key] ?? "");
+        for (const secret of SECRETS) expect(raw, `${r.name}.${key}`).not.toContain(secret);
+      }
+    }
+  });
+
+  it("sends the environment file as secret stdin, written 0600", () => {
+    const env = commands.find((r) => r.name === "shop-prod-backups-env")!;
+    expect(env.secretInputs).toContain("stdin");
+    expect(env.inputs.create).toMatch(/umask 077 && cat > \/etc\/webstack\/backup\/backup\.env\.new && chmod 0600/);
+    const text = String(env.rawInputs.stdin);
+    expect(text).toMatch(/^BACKUP_S3_SECRET_ACCESS_KEY="[0-9a-f]{64}"$/m);
+    expect(text).toMatch(/^BACKUP_S3_BUCKET="shop-prod-backups"$/m);
+    expect(text).toContain(`BACKUP_PING_URL="${PING}"`);
+  });
+
+  it("logs in as the deploy user with the secret deploy key", () => {
+    for (const r of commands) {
+      expect(r.secretInputs).toContain("connection");
+      expect((r.rawInputs.connection as { user: string }).user).toBe("deploy");
+    }
+  });
+
+  it("re-runs a file's install when its content changes: the trigger is the content's hash", () => {
+    const fileCommands = commands.filter((r) => r.name.includes("-file-"));
+    expect(fileCommands.length).toBe(10);
+    for (const r of fileCommands) {
+      const hash = createHash("sha256").update(String(r.rawInputs.stdin)).digest("hex");
+      expect(r.inputs.triggers).toEqual([hash]);
+    }
+  });
+
+  it("waits for the server and its volume before installing", () => {
+    const packages = commands.find((r) => r.name === "shop-prod-backups-packages")!;
+    expect(packages.options.dependsOn).toEqual(
+      expect.arrayContaining([
+        "hcloud:index/server:Server::shop-prod-server",
+        "hcloud:index/volumeAttachment:VolumeAttachment::shop-prod-volume-attachment",
+      ]),
+    );
+  });
+
+  it("enables the backup and drill timers after every file is in place", () => {
+    const timers = commands.find((r) => r.name === "shop-prod-backups-timers")!;
+    expect(timers.inputs.create).toBe(
+      "sudo systemctl daemon-reload && sudo systemctl enable --now webstack-backup.timer webstack-restore-drill.timer",
+    );
+    const installs = commands.filter((r) => r.name.includes("-file-") || r.name.endsWith("-env"));
+    for (const r of installs) expect(timers.options.dependsOn).toContain(`${r.type}::${r.name}`);
+  });
+});
+
+describe("retention", () => {
+  it("writes under exactly the prefixes the backups bucket's lifecycle rules expire", () => {
+    const lifecycles = run.resources.filter((r) => r.type === "cloudflare:index/r2BucketLifecycle:R2BucketLifecycle");
+    const backupsRules = lifecycles
+      .flatMap((r) => (r.inputs.rules ?? []) as { conditions: { prefix: string }; deleteObjectsTransition?: unknown }[])
+      .filter((rule) => rule.deleteObjectsTransition !== undefined)
+      .map((rule) => rule.conditions.prefix);
+    const env = String(commands.find((r) => r.name === "shop-prod-backups-env")?.rawInputs.stdin);
+    const written = [...env.matchAll(/^BACKUP_PREFIX_\w+="(.+)"$/gm)].map((m) => m[1]);
+    expect(written.sort()).toEqual(["daily/", "monthly/", "weekly/"]);
+    expect(backupsRules.sort()).toEqual(written);
+  });
+});
