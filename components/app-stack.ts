@@ -95,7 +95,8 @@ export class AppStack extends pulumi.ComponentResource {
         `${name}-server-ready`,
         {
           connection,
-          create: "cloud-init status --wait >/dev/null 2>&1 || true; docker compose version",
+          // The volume's directories belong to root; the app directory becomes the deploy user's.
+          create: `cloud-init status --wait >/dev/null 2>&1 || true; docker compose version && sudo -n install -d -o ${DEPLOY_USER} -g ${DEPLOY_USER} -m 0750 ${shq(app)}`,
           triggers: serverIdentity,
         },
         after,

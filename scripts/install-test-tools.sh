@@ -33,7 +33,8 @@ need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy
 # machine's own sources stay as they are; unpacked, not installed (its Depends name trixie's
 # docker.io). The binary only needs libc6 >= 2.34.
 compose_plugin=/usr/libexec/docker/cli-plugins/docker-compose
-if ! "$compose_plugin" version 2>/dev/null | grep -q 'v2\.'; then
+compose_version="$("$compose_plugin" version 2>/dev/null || true)"
+if ! grep -Eq 'version v?2\.' <<<"$compose_version"; then
   echo "install-test-tools: fetching Compose v2 (docker-compose from Debian 13)"
   apt_dir="$cache/apt-trixie"
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/archives/partial" "$apt_dir/deb"
@@ -47,6 +48,7 @@ Dir::State::Lists "$apt_dir/lists";
 Dir::Cache "$apt_dir";
 Dir::Cache::Archives "$apt_dir/archives";
 Dir::State::Status "/var/lib/dpkg/status";
+APT::Sandbox::User "root";
 CONF
   export APT_CONFIG="$apt_dir/apt.conf"
   apt-get update -qq

@@ -94,6 +94,7 @@ describe("AppStack in the prod graph", () => {
     for (const c of commands().filter((c) => c.name.includes("-ship-"))) {
       expect(c.options.dependsOn).toContain("command:remote:Command::shop-prod-app-server-ready");
     }
+    expect(ready.inputs.create).toContain("sudo -n install -d -o deploy -g deploy -m 0750 '/srv/data/app'");
   });
 
   it("deploys after every file is shipped, with no delete command that could stop the stack", () => {
