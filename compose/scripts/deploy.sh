@@ -129,6 +129,16 @@ start_release() {
   log "starting postgres and redis"
   compose up -d --wait --wait-timeout "$wait_timeout" postgres redis || return 1
 
+  # 5b. The image sets the role's password only when it creates the database: make the role's
+  # password the one in .env, so a rotated password (a replaced RandomPassword) takes effect. psql
+  # reads it from the container's environment, never from a command line.
+  log "syncing the database role's password with .env"
+  # shellcheck disable=SC2016 # expanded by the shell inside the container
+  compose exec -T postgres sh -c 'psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d "$POSTGRES_DB"' <<'SQL' || return 1
+\getenv password POSTGRES_PASSWORD
+ALTER ROLE CURRENT_USER PASSWORD :'password';
+SQL
+
   # 6. Migrations run once, before the new app containers start.
   # (Captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)
   local services

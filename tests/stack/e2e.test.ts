@@ -313,6 +313,16 @@ describe("the rendered stack on a real Docker engine", () => {
     expect(containers()).toEqual(before);
   }, 300_000);
 
+  it("takes rotated Postgres and Redis passwords on the next deploy", async () => {
+    passwords = { postgres: randomBytes(18).toString("hex"), redis: randomBytes(18).toString("hex") };
+    const result = deploy(writeRelease(config, "rotated"));
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toContain("syncing the database role's password with .env");
+    findCaddy();
+    expect((await http("api.e2e.example", "/api/db")).status).toBe(200);
+    expect((await http("api.e2e.example", "/api/redis")).status).toBe(200);
+  }, 300_000);
+
   it("rolls back to the previous release with the unhealthy service's logs when a deploy fails", async () => {
     const before = containers();
     const previousCompose = readFileSync(join(appDir(dataDir), "compose.yaml"), "utf8");
