@@ -58,10 +58,11 @@ Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 
 # Up to date like Hetzner's regularly refreshed images: debootstrap takes only the release, and
-# upgrading a kernel at first boot would cost minutes under TCG.
+# upgrading a kernel at first boot would cost many minutes of initramfs under TCG. full-upgrade:
+# a kernel update is a new package, which plain upgrade holds back.
 mount -t proc proc "$rootfs/proc"
 trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
-if ! { chroot "$rootfs" apt-get update -qq && DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get upgrade -y -qq; } >>"$dir/debootstrap.log" 2>&1; then
+if ! { chroot "$rootfs" apt-get update -qq && DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get full-upgrade -y -qq; } >>"$dir/debootstrap.log" 2>&1; then
   tail -30 "$dir/debootstrap.log" >&2
   exit 1
 fi
@@ -78,9 +79,10 @@ rm -f "$rootfs/var/lib/dbus/machine-id" "$rootfs"/etc/ssh/ssh_host_*
 echo "datasource_list: [ NoCloud, None ]" >"$rootfs/etc/cloud/cloud.cfg.d/90-datasource.cfg"
 echo "localhost" >"$rootfs/etc/hostname"
 
-cp "$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -1)" "$dir/vmlinuz"
-cp "$(ls "$rootfs"/boot/initrd.img-* | sort -V | tail -1)" "$dir/initrd.img"
-chroot "$rootfs" dpkg-query -W -f='${Package} ${Version}\n' >"$dir/packages.txt"
+newest() { find "$rootfs/boot" -maxdepth 1 -name "$1-*" | sort -V | tail -1; }
+cp "$(newest vmlinuz)" "$dir/vmlinuz"
+cp "$(newest initrd.img)" "$dir/initrd.img"
+chroot "$rootfs" dpkg-query -W -f="\${Package} \${Version}\n" >"$dir/packages.txt"
 
 mkfs.ext4 -q -L root -d "$rootfs" "$dir/base.raw" "$root_size"
 rm -rf "$rootfs"
