@@ -75,13 +75,15 @@ export interface BootFigures {
 /** Boot a VM and wait until cloud-init is done (whatever its result; the caller asserts it). */
 export async function bootAndWait(vm: Vm, keyPath: string): Promise<BootFigures> {
   const sshMs = await vm.waitForLogin("admin", keyPath, LOGIN_TIMEOUT_MS);
-  // The first login can come before cloud-init restarts sshd: retry the wait when SSH drops.
+  // `status --wait` can end early without a verdict: cloud-init restarts sshd and installs
+  // libpam-systemd, which may drop the session. Ask again until the status is final.
   let cloudInit: CommandResult | undefined;
-  for (let attempt = 0; attempt < 5; attempt++) {
+  const deadline = Date.now() + CLOUD_INIT_TIMEOUT_MS;
+  while (Date.now() < deadline) {
     cloudInit = await vm.ssh("admin", "admin", keyPath, "cloud-init status --wait --long", {
       timeoutMs: CLOUD_INIT_TIMEOUT_MS,
     });
-    if (cloudInit.code !== 255) break;
+    if (/^status: (done|error|disabled)$/m.test(cloudInit.stdout)) break;
     await new Promise((r) => setTimeout(r, 5000));
   }
   return { sshMs, cloudInitMs: Date.now() - vm.poweredOnAt, cloudInit: cloudInit! };
@@ -132,7 +134,9 @@ export async function lynisIndex(vm: Vm, keyPath: string): Promise<{ index: numb
     "admin",
     keyPath,
     "sudo lynis audit system --quick --no-colors >/dev/null 2>&1; sudo cat /var/log/lynis-report.dat",
-    { timeoutMs: 30 * 60_000 },
+    // Lynis forks thousands of short processes: under TCG on a busy two-core host it took more
+    // than 30 minutes.
+    { timeoutMs: 90 * 60_000 },
   );
   const match = /^hardening_index=(\d+)$/m.exec(audit.stdout);
   if (!match) throw new Error(`no hardening index in the lynis report: ${audit.stdout.slice(-2000)} ${audit.stderr}`);

@@ -66,7 +66,7 @@ beforeAll(async () => {
   cloudInit = boot.cloudInit;
   figures["power-on to SSH login (s)"] = Math.round(boot.sshMs / 1000);
   figures["power-on to cloud-init done (s)"] = Math.round(boot.cloudInitMs / 1000);
-}, 60 * MIN);
+}, 120 * MIN);
 
 afterAll(async () => {
   await vm?.stop();
@@ -319,7 +319,7 @@ describe("the rest of the hardening", () => {
       expect(index).toBeGreaterThanOrEqual(LYNIS_FLOOR);
       expect(LYNIS_FLOOR - stock.index).toBeGreaterThanOrEqual(5);
     },
-    45 * MIN,
+    120 * MIN,
   );
 });
 

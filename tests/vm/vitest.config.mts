@@ -9,8 +9,8 @@ export default defineConfig({
     isolate: true,
     fileParallelism: false,
     sequence: { concurrent: false },
-    testTimeout: 15 * 60_000,
-    hookTimeout: 60 * 60_000,
+    testTimeout: 30 * 60_000,
+    hookTimeout: 120 * 60_000,
     reporters: ["verbose"],
   },
 });
