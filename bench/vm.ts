@@ -2,7 +2,7 @@
  * Figures of the server booted in the local VM (`npm run bench:vm`): time from power-on to SSH,
  * to cloud-init done, to the data volume mounted and Docker running, and the lynis hardening
  * index of this server vs stock Debian 13 in the same VM. Measures stock Debian afresh unless
- * `--cached-stock` is given. Takes 10-25 minutes on two shared cores under TCG.
+ * `--cached-stock` is given. Takes well over 20 minutes on two shared cores under TCG.
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";

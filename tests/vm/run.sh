@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The VM suite: `npm run test:vm`. Boots the rendered cloud-init in a Debian 13 VM under qemu and
 # audits it from outside (tests/vm/server.vmtest.ts). Installs what it needs on first run; the
-# Debian image is cached under $WEBSTACK_CACHE/vm. Takes 15-30 minutes on two shared cores.
+# Debian image is cached under $WEBSTACK_CACHE/vm. Takes well over 20 minutes on two shared cores (TCG).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
