@@ -78,6 +78,23 @@ export function hostFirewallPorts(exposure: CloudInitInput["exposure"]): string[
   return exposure === "direct" ? ["22/tcp", "80/tcp", "443/tcp", "443/udp"] : ["22/tcp"];
 }
 
+/** The ports on which containers may be reached from outside: the mode's public ports, never SSH. */
+export function publicContainerPorts(exposure: CloudInitInput["exposure"]): string[] {
+  return hostFirewallPorts(exposure).filter((port) => port !== "22/tcp");
+}
+
+/**
+ * /etc/default/docker-published-ports, read by Docker's unit. One shell-style assignment of
+ * port/proto words taken from `hostFirewallPorts`, so no value needs quoting beyond the line's own.
+ */
+export function dockerPublishedPortsEnv(exposure: CloudInitInput["exposure"]): string {
+  return [
+    "# Installed by cloud-init: the only ports on which containers may be reached from outside.",
+    `PUBLIC_PORTS="${publicContainerPorts(exposure).join(" ")}"`,
+    "",
+  ].join("\n");
+}
+
 /** Packages installed at first boot, all from Debian 13's own archive. */
 export const PACKAGES = [
   "docker.io",
@@ -166,6 +183,9 @@ export function renderCloudInit(input: CloudInitInput): string {
       file("/etc/apt/apt.conf.d/52unattended-upgrades-local", unattendedUpgradesLocal(input.autoRebootTime)),
       file("/etc/docker/daemon.json", `${JSON.stringify(dockerDaemonConfig(), null, 2)}\n`),
       file("/etc/systemd/system/docker.service.d/10-data-volume.conf", staticFile("docker-data-volume.conf")),
+      file("/etc/systemd/system/docker.service.d/20-published-ports.conf", staticFile("docker-published-ports.conf")),
+      file("/etc/default/docker-published-ports", dockerPublishedPortsEnv(input.exposure)),
+      file("/usr/local/sbin/docker-published-ports", staticFile("docker-published-ports.sh"), "0755"),
       file("/etc/systemd/system/data-volume@.service", staticFile("data-volume@.service")),
       file("/usr/local/sbin/data-volume-mount", staticFile("data-volume-mount.sh"), "0755"),
       file("/usr/local/sbin/data-volume-enable", staticFile("data-volume-enable.sh"), "0755"),

@@ -7,6 +7,8 @@
 #     server runs (bookworm's 22.4 accepts misspelled keys, trixie's rejects them)
 #   - the app stack's tools: a Docker engine (docker.io, iptables), Compose v2 (trixie's
 #     docker-compose .deb as a CLI plugin; bookworm's is the v1 Python tool) and caddy
+#   - in the same chroot, trixie's ssh-audit 3.x (bookworm's 2.5 predates OpenSSH 10's algorithms)
+#   - qemu, qemu-img and cloud-localds for the VM test (tests/vm/)
 set -euo pipefail
 
 cache="${WEBSTACK_CACHE:-/var/cache/webstack}"
@@ -27,7 +29,7 @@ need_pkg() {
   DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy
+need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy qemu-system-x86 qemu-utils cloud-image-utils
 
 # Compose v2 from Debian 13: fetched with a separate APT_CONFIG that lists trixie, so this
 # machine's own sources stay as they are; unpacked, not installed (its Depends name trixie's
@@ -77,3 +79,9 @@ if [ ! -f "$chroot_dir/.complete" ]; then
   touch "$chroot_dir/.complete"
 fi
 echo "install-test-tools: cloud-init $(chroot "$chroot_dir" cloud-init --version 2>&1 | awk '{print $2}') in $chroot_dir"
+
+if [ ! -x "$chroot_dir/usr/bin/ssh-audit" ]; then
+  echo "install-test-tools: installing ssh-audit in $chroot_dir"
+  chroot "$chroot_dir" apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive chroot "$chroot_dir" apt-get install -y -qq --no-install-recommends ssh-audit >/dev/null
+fi

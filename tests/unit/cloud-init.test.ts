@@ -156,4 +156,14 @@ describe("the cloud-init renderer", () => {
       expect(f.permissions).toBe(f.path.startsWith("/usr/local/sbin/") ? "0755" : "0644");
     }
   });
+
+  it("lets containers be reached from outside only on the mode's public ports, never in tunnel mode", () => {
+    const env = (exposure: "tunnel" | "direct") =>
+      writtenFile(config({ exposure }), "/etc/default/docker-published-ports");
+    expect(env("tunnel")).toMatch(/^PUBLIC_PORTS=""$/m);
+    expect(env("direct")).toMatch(/^PUBLIC_PORTS="80\/tcp 443\/tcp 443\/udp"$/m);
+    expect(writtenFile(config(), "/etc/systemd/system/docker.service.d/20-published-ports.conf")).toMatch(
+      /^ExecStartPre=\/usr\/local\/sbin\/docker-published-ports \$PUBLIC_PORTS$/m,
+    );
+  });
 });

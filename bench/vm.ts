@@ -1,0 +1,65 @@
+/**
+ * Figures of the server booted in the local VM (`npm run bench:vm`): time from power-on to SSH,
+ * to cloud-init done, to the data volume mounted and Docker running, and the lynis hardening
+ * index of this server vs stock Debian 13 in the same VM. Measures stock Debian afresh unless
+ * `--cached-stock` is given. Takes well over 20 minutes on two shared cores under TCG.
+ */
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import {
+  bootAndWait,
+  ensureImage,
+  lynisIndex,
+  makeKeys,
+  removeKeys,
+  startHardenedServer,
+  stockLynisIndex,
+} from "../tests/vm/scenario";
+
+async function main(): Promise<void> {
+  const t0 = Date.now();
+  const imageDir = await ensureImage();
+  const imageS = Math.round((Date.now() - t0) / 1000);
+  if (!process.argv.includes("--cached-stock")) rmSync(join(imageDir, "stock-lynis.json"), { force: true });
+  const stock = stockLynisIndex(imageDir);
+  stock.catch(() => {});
+
+  const keys = await makeKeys();
+  const vm = await startHardenedServer(keys, imageDir);
+  try {
+    const boot = await bootAndWait(vm, keys.admin.path);
+    if (boot.cloudInit.code !== 0) throw new Error(`cloud-init did not finish cleanly:\n${boot.cloudInit.stdout}`);
+    await vm.attachVolume();
+    const ready = await vm.ssh(
+      "admin",
+      "admin",
+      keys.admin.path,
+      "until mountpoint -q /srv/data && systemctl is-active -q docker; do sleep 2; done",
+      { timeoutMs: 15 * 60_000 },
+    );
+    if (ready.code !== 0) throw new Error(`volume or Docker did not come up: ${ready.stderr}`);
+    const dockerReadyMs = Date.now() - vm.poweredOnAt;
+    const hardened = await lynisIndex(vm, keys.admin.path);
+    const stockIndex = await stock;
+    const rows: [string, string | number][] = [
+      ["image (build or cache hit), s", imageS],
+      ["power-on to SSH login, s", Math.round(boot.sshMs / 1000)],
+      ["power-on to cloud-init done, s", Math.round(boot.cloudInitMs / 1000)],
+      [
+        "power-on to volume mounted + Docker active (volume plugged after cloud-init), s",
+        Math.round(dockerReadyMs / 1000),
+      ],
+      ["lynis hardening index, stock Debian 13", `${stockIndex.index}${stockIndex.cached ? " (cached)" : ""}`],
+      ["lynis hardening index, this server", hardened.index],
+    ];
+    for (const [name, value] of rows) console.log(`${name.padEnd(82)} ${value}`);
+  } finally {
+    await vm.stop();
+    removeKeys(keys);
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Installed by cloud-init as /usr/local/sbin/docker-published-ports; run by Docker's unit
+# (ExecStartPre, drop-in 20-published-ports.conf) before the daemon starts any container.
+# Usage: docker-published-ports [PORT/PROTO...]
+# Ports Docker publishes are forwarded to containers before ufw sees the packets, so ufw's
+# "deny incoming" does not cover them. This fills Docker's DOCKER-USER chain (which Docker keeps
+# across restarts and consults first) so that connections from outside reach a container only on
+# the ports given (the exposure mode's public ports: none with the tunnel, 80 and 443 direct).
+# Traffic between containers, from containers outwards and replies pass.
+set -eu
+
+iptables -w -N DOCKER-USER 2>/dev/null || iptables -w -F DOCKER-USER
+iptables -w -A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
+iptables -w -A DOCKER-USER -i docker0 -j RETURN
+iptables -w -A DOCKER-USER -i br-+ -j RETURN
+for spec in "$@"; do
+  port="${spec%/*}"
+  proto="${spec#*/}"
+  iptables -w -A DOCKER-USER -p "$proto" -m conntrack --ctorigdstport "$port" -j RETURN
+done
+iptables -w -A DOCKER-USER -j DROP
+echo "docker-published-ports: from outside, containers are reachable on: ${*:-no port}"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The VM suite: `npm run test:vm`. Boots the rendered cloud-init in a Debian 13 VM under qemu and
+# audits it from outside (tests/vm/server.vmtest.ts). Installs what it needs on first run; the
+# Debian image is cached under $WEBSTACK_CACHE/vm. Takes well over 20 minutes on two shared cores (TCG).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+bash scripts/install-test-tools.sh
+export WEBSTACK_CACHE="${WEBSTACK_CACHE:-/var/cache/webstack}"
+npx vitest run --config tests/vm/vitest.config.mts "$@"

@@ -1,0 +1,175 @@
+/**
+ * The two VMs the hardening audit compares: the server booted from the rendered cloud-init, and
+ * stock Debian 13 (the same image with a minimal cloud-config) for the lynis baseline. Shared by
+ * the VM test and `bench/vm.ts`.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { type CloudInitInput, renderCloudInit } from "../../cloud-init/render";
+import { type CommandResult, ensureImage, makeKeyPair, Vm } from "./vm";
+
+/** The data volume disk's virtio serial; the guest sees it as /dev/disk/by-id/virtio-<serial>. */
+export const VOLUME_SERIAL = "HC_Volume_4242";
+export const VOLUME_DEVICE = `/dev/disk/by-id/virtio-${VOLUME_SERIAL}`;
+
+/** Ports something listens on inside the server that must not answer from outside in tunnel mode. */
+export const PRIVATE_PORTS = {
+  caddyHttp: 80,
+  caddyHttps: 443,
+  app: 3000,
+  postgres: 5432,
+  redis: 6379,
+  /** A plain host process (not Docker): only the host firewall stands in its way. */
+  hostProcess: 8080,
+} as const;
+
+/** Generous: TCG on two shared cores, with package installs from Debian's mirror. */
+export const LOGIN_TIMEOUT_MS = 10 * 60_000;
+export const CLOUD_INIT_TIMEOUT_MS = 30 * 60_000;
+
+export interface Keys {
+  dir: string;
+  admin: { path: string; publicKey: string };
+  deploy: { path: string; publicKey: string };
+  /** A key the server has never seen: the attacker's. */
+  stranger: { path: string; publicKey: string };
+}
+
+export async function makeKeys(): Promise<Keys> {
+  const dir = mkdtempSync(join(tmpdir(), "webstack-vm-keys-"));
+  return {
+    dir,
+    admin: await makeKeyPair(dir, "admin"),
+    deploy: await makeKeyPair(dir, "deploy"),
+    stranger: await makeKeyPair(dir, "stranger"),
+  };
+}
+
+export function removeKeys(keys: Keys | undefined): void {
+  if (keys) rmSync(keys.dir, { recursive: true, force: true });
+}
+
+/** The renderer's input for the test stack: tunnel mode, the VM's volume disk. */
+export function testStackInput(keys: Keys): CloudInitInput {
+  return {
+    hostname: "webstack-vm",
+    adminSshKeys: [keys.admin.publicKey],
+    deployPublicKey: keys.deploy.publicKey,
+    exposure: "tunnel",
+    swapMb: 1024,
+    volumeDevice: VOLUME_DEVICE,
+    autoRebootTime: "03:30",
+  };
+}
+
+export interface BootFigures {
+  /** Power-on to the first successful SSH login. */
+  sshMs: number;
+  /** Power-on to `cloud-init status --wait` returning. */
+  cloudInitMs: number;
+  cloudInit: CommandResult;
+}
+
+/** Boot a VM and wait until cloud-init is done (whatever its result; the caller asserts it). */
+export async function bootAndWait(vm: Vm, keyPath: string): Promise<BootFigures> {
+  const sshMs = await vm.waitForLogin("admin", keyPath, LOGIN_TIMEOUT_MS);
+  // `status --wait` can end early without a verdict: cloud-init restarts sshd and installs
+  // libpam-systemd, which may drop the session. Ask again until the status is final.
+  let cloudInit: CommandResult | undefined;
+  const deadline = Date.now() + CLOUD_INIT_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    cloudInit = await vm.ssh("admin", "admin", keyPath, "cloud-init status --wait --long", {
+      timeoutMs: CLOUD_INIT_TIMEOUT_MS,
+    });
+    if (/^status: (done|error|disabled)$/m.test(cloudInit.stdout)) break;
+    await new Promise((r) => setTimeout(r, 5000));
+  }
+  return { sshMs, cloudInitMs: Date.now() - vm.poweredOnAt, cloudInit: cloudInit! };
+}
+
+/** Boot the server from the user data `renderCloudInit` gives for the test stack. */
+export async function startHardenedServer(keys: Keys, imageDir: string): Promise<Vm> {
+  return Vm.start({
+    imageDir,
+    userData: renderCloudInit(testStackInput(keys)),
+    // Hetzner hands the server's SSH keys to cloud-init too, which puts them on root.
+    metadataPublicKeys: [keys.admin.publicKey],
+    hostname: "webstack-vm",
+    outsidePorts: Object.values(PRIVATE_PORTS),
+    volume: { serial: VOLUME_SERIAL, sizeGb: 4 },
+  });
+}
+
+/** Stock Debian: an admin user with a key, nothing else. */
+export function stockUserData(keys: Keys): string {
+  const config = {
+    users: [
+      {
+        name: "admin",
+        shell: "/bin/bash",
+        sudo: "ALL=(ALL) NOPASSWD:ALL",
+        lock_passwd: true,
+        ssh_authorized_keys: [keys.admin.publicKey],
+      },
+    ],
+    manage_etc_hosts: true,
+  };
+  return `#cloud-config\n${stringify(config)}`;
+}
+
+/** Install lynis from Debian's archive inside the VM, run a full audit and return the hardening index. */
+export async function lynisIndex(vm: Vm, keyPath: string): Promise<{ index: number; report: string }> {
+  const install = await vm.ssh(
+    "admin",
+    "admin",
+    keyPath,
+    "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends lynis",
+    { timeoutMs: 15 * 60_000 },
+  );
+  if (install.code !== 0) throw new Error(`installing lynis failed: ${install.stderr}`);
+  const audit = await vm.ssh(
+    "admin",
+    "admin",
+    keyPath,
+    "sudo lynis audit system --quick --no-colors >/dev/null 2>&1; sudo cat /var/log/lynis-report.dat",
+    // Lynis forks thousands of short processes: under TCG on a busy two-core host it took more
+    // than 30 minutes.
+    { timeoutMs: 90 * 60_000 },
+  );
+  const match = /^hardening_index=(\d+)$/m.exec(audit.stdout);
+  if (!match) throw new Error(`no hardening index in the lynis report: ${audit.stdout.slice(-2000)} ${audit.stderr}`);
+  return { index: Number(match[1]), report: audit.stdout };
+}
+
+/**
+ * The stock Debian lynis index for this image, measured once per image (it depends on nothing
+ * else) and cached next to it.
+ */
+export async function stockLynisIndex(imageDir: string): Promise<{ index: number; cached: boolean }> {
+  const cacheFile = join(imageDir, "stock-lynis.json");
+  if (existsSync(cacheFile)) {
+    return { index: (JSON.parse(readFileSync(cacheFile, "utf8")) as { index: number }).index, cached: true };
+  }
+  const keys = await makeKeys();
+  const vm = await Vm.start({
+    imageDir,
+    userData: stockUserData(keys),
+    metadataPublicKeys: [keys.admin.publicKey],
+    hostname: "stock-debian",
+    outsidePorts: [],
+  });
+  try {
+    const boot = await bootAndWait(vm, keys.admin.path);
+    if (boot.cloudInit.code !== 0) throw new Error(`stock Debian: cloud-init failed: ${boot.cloudInit.stdout}`);
+    const { index } = await lynisIndex(vm, keys.admin.path);
+    writeFileSync(cacheFile, `${JSON.stringify({ index, measuredAt: new Date().toISOString() })}\n`);
+    return { index, cached: false };
+  } finally {
+    await vm.stop();
+    removeKeys(keys);
+  }
+}
+
+export { ensureImage };

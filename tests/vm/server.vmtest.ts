@@ -1,0 +1,377 @@
+/**
+ * The server, booted: the user data `renderCloudInit` gives for a test stack, in a real Debian 13
+ * VM (tests/vm/vm.ts), audited from outside once cloud-init reports done. The data volume is
+ * plugged in only after first boot, as attaching a Hetzner Volume to a running server does.
+ *
+ * The tests run in order and share one VM; fail2ban's ban comes last. Figures (time to SSH, to
+ * cloud-init done, lynis index of stock Debian vs this server) are printed at the end.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import {
+  bootAndWait,
+  ensureImage,
+  type Keys,
+  lynisIndex,
+  makeKeys,
+  PRIVATE_PORTS,
+  removeKeys,
+  startHardenedServer,
+  stockLynisIndex,
+  VOLUME_DEVICE,
+} from "./scenario";
+import { type CommandResult, NETWORKS, probe, run, SSH_CLIENT_OPTIONS, type Vm } from "./vm";
+
+/**
+ * The lynis hardening index this server must reach. Stock Debian 13 in the same VM scores
+ * about 59; the hardened server about 70.
+ */
+const LYNIS_FLOOR = 68;
+
+const MIN = 60_000;
+const figures: Record<string, string | number> = {};
+let vm: Vm;
+let keys: Keys;
+let cloudInit: CommandResult;
+let stockIndex: Promise<{ index: number; cached: boolean }>;
+
+/** A command as admin through the admin card; throws on failure so a test reads as its assertions. */
+async function inside(command: string, timeoutMs = 5 * MIN): Promise<string> {
+  const r = await vm.ssh("admin", "admin", keys.admin.path, command, { timeoutMs });
+  if (r.code !== 0) throw new Error(`${command} exited ${r.code}: ${r.stderr}${r.stdout}`);
+  return r.stdout;
+}
+
+/** An SSH login attempt from outside; returns the client's exit code and messages. */
+function loginFromOutside(user: string, keyPath: string, extraOptions: string[] = []): Promise<CommandResult> {
+  return vm.ssh("outside", user, keyPath, "true", { extraOptions, timeoutMs: 2 * MIN });
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+beforeAll(async () => {
+  const imageDir = await ensureImage();
+  keys = await makeKeys();
+  // The stock Debian baseline is measured once per image, in parallel with this boot.
+  stockIndex = stockLynisIndex(imageDir);
+  stockIndex.catch(() => {});
+  vm = await startHardenedServer(keys, imageDir);
+  const boot = await bootAndWait(vm, keys.admin.path);
+  cloudInit = boot.cloudInit;
+  figures["power-on to SSH login (s)"] = Math.round(boot.sshMs / 1000);
+  figures["power-on to cloud-init done (s)"] = Math.round(boot.cloudInitMs / 1000);
+}, 120 * MIN);
+
+afterAll(async () => {
+  await vm?.stop();
+  removeKeys(keys);
+  const lines = Object.entries(figures).map(([k, v]) => `  ${k}: ${v}`);
+  console.log(`VM figures:\n${lines.join("\n")}`);
+});
+
+describe("first boot", () => {
+  test("cloud-init finishes with status done and no errors", () => {
+    expect(cloudInit.stdout).toMatch(/status: done/);
+    expect(cloudInit.stdout).toMatch(/errors: \[\]/);
+    expect(cloudInit.code).toBe(0);
+  });
+
+  test("no systemd unit has failed", async () => {
+    expect(await inside("systemctl list-units --failed --no-legend --plain")).toBe("");
+  });
+
+  test(
+    "the data volume plugged in after boot is formatted and mounted at /srv/data",
+    async () => {
+      expect(await inside("mountpoint -q /srv/data && echo mounted || echo not-mounted")).toBe("not-mounted\n");
+      const started = Date.now();
+      await vm.attachVolume();
+      await waitFor(
+        "/srv/data to be mounted",
+        async () => (await vm.ssh("admin", "admin", keys.admin.path, "mountpoint -q /srv/data")).code === 0,
+        5 * MIN,
+      );
+      figures["volume plugged in to mounted (s)"] = Math.round((Date.now() - started) / 1000);
+      const source = await inside("findmnt -n -o SOURCE,FSTYPE /srv/data");
+      const device = (await inside(`readlink -f ${VOLUME_DEVICE}`)).trim();
+      expect(source.trim()).toBe(`${device} ext4`);
+    },
+    10 * MIN,
+  );
+
+  test(
+    "Docker starts once the volume is mounted, and compose v2 is its plugin",
+    async () => {
+      await waitFor(
+        "docker to be active",
+        async () => (await vm.ssh("admin", "admin", keys.admin.path, "systemctl is-active docker")).code === 0,
+        5 * MIN,
+      );
+      expect(await inside("sudo docker info --format '{{.Driver}} {{.CgroupVersion}}'")).toBe("overlay2 2\n");
+      expect(await inside("docker compose version --short")).toMatch(/^2\./);
+    },
+    10 * MIN,
+  );
+});
+
+describe("ports, from outside (tunnel mode)", () => {
+  const httpGet = "GET / HTTP/1.0\r\n\r\n";
+
+  beforeAll(async () => {
+    // Something listens on every private port: Docker publishes stand-ins on all of them the
+    // careless way (`-p PORT:PORT`, no address), and one plain host process listens on 0.0.0.0.
+    await inside(
+      [
+        "set -e",
+        "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends busybox-static >/dev/null",
+        "rm -rf /tmp/bb && mkdir -p /tmp/bb/bin /tmp/bb/www && cp /bin/busybox /tmp/bb/bin/ && echo stand-in >/tmp/bb/www/index.html",
+        "sudo tar -C /tmp/bb -c . | sudo docker import - local/stand-in >/dev/null",
+        ...[
+          PRIVATE_PORTS.caddyHttp,
+          PRIVATE_PORTS.caddyHttps,
+          PRIVATE_PORTS.app,
+          PRIVATE_PORTS.postgres,
+          PRIVATE_PORTS.redis,
+        ].map(
+          (port) =>
+            `sudo docker run -d --name listen-${port} -p ${port}:8000 local/stand-in /bin/busybox httpd -f -p 8000 -h /www >/dev/null`,
+        ),
+        `sudo systemd-run --unit=listen-${PRIVATE_PORTS.hostProcess} python3 -m http.server ${PRIVATE_PORTS.hostProcess} --bind 0.0.0.0 --directory /tmp/bb/www`,
+      ].join("\n"),
+      15 * MIN,
+    );
+  }, 20 * MIN);
+
+  test(
+    "every private port answers inside the server",
+    async () => {
+      for (const port of Object.values(PRIVATE_PORTS)) {
+        await waitFor(
+          `port ${port} inside`,
+          async () => {
+            const r = await vm.ssh(
+              "admin",
+              "admin",
+              keys.admin.path,
+              `curl -sf --max-time 5 http://127.0.0.1:${port}/`,
+            );
+            return r.stdout.includes("stand-in");
+          },
+          2 * MIN,
+        );
+      }
+    },
+    15 * MIN,
+  );
+
+  test("SSH answers from outside", async () => {
+    expect(await probe(vm.sshPorts.outside, "")).toMatch(/^SSH-2\.0-OpenSSH/);
+  });
+
+  for (const [name, port] of Object.entries(PRIVATE_PORTS)) {
+    test(`${name} (port ${port}) answers nothing from outside`, async () => {
+      expect(await probe(vm.outsidePorts[port], httpGet)).toBe("");
+    });
+  }
+});
+
+describe("SSH, from outside", () => {
+  test("the deploy user logs in with the deploy key", async () => {
+    const r = await vm.ssh("outside", "deploy", keys.deploy.path, "id -un; id -Gn");
+    expect(r.code).toBe(0);
+    expect(r.stdout.split("\n")[0]).toBe("deploy");
+    expect(r.stdout.split("\n")[1].split(" ")).toContain("docker");
+  });
+
+  test("root is refused even with a key cloud-init put on root", async () => {
+    const r = await loginFromOutside("root", keys.admin.path);
+    expect(r.code).toBe(255);
+    expect(r.stderr).toMatch(/Permission denied \(publickey\)/);
+  });
+
+  test("a user not in AllowUsers is refused with a valid key", async () => {
+    await inside("sudo useradd -m intruder && sudo install -d -o intruder -m 700 ~intruder/.ssh");
+    await inside(`echo '${keys.stranger.publicKey}' | sudo tee ~intruder/.ssh/authorized_keys >/dev/null`);
+    await inside("sudo chown intruder ~intruder/.ssh/authorized_keys");
+    const r = await loginFromOutside("intruder", keys.stranger.path);
+    expect(r.stderr).toMatch(/Permission denied \(publickey\)/);
+  });
+
+  test("password and keyboard-interactive are not offered: publickey is the only method", async () => {
+    for (const method of ["password", "keyboard-interactive"]) {
+      const r = await loginFromOutside("deploy", keys.stranger.path, [
+        "-o",
+        `PreferredAuthentications=${method}`,
+        "-o",
+        "PubkeyAuthentication=no",
+      ]);
+      expect(r.code).toBe(255);
+      // The list in parentheses is what the server offers.
+      expect(r.stderr).toMatch(/Permission denied \(publickey\)/);
+    }
+  });
+
+  test("sshd -T shows the hardened settings", async () => {
+    const effective = await inside("sudo sshd -T -C user=deploy,host=outside,addr=10.0.3.2");
+    const expected = [
+      "permitrootlogin no",
+      "passwordauthentication no",
+      "kbdinteractiveauthentication no",
+      "pubkeyauthentication yes",
+      "authenticationmethods publickey",
+      "permitemptypasswords no",
+      "allowusers admin",
+      "allowusers deploy",
+      "maxauthtries 3",
+      "allowtcpforwarding no",
+      "allowagentforwarding no",
+      "x11forwarding no",
+      "permittunnel no",
+      "loglevel VERBOSE",
+    ];
+    for (const line of expected) expect(effective.split("\n")).toContain(line);
+    expect(effective).not.toMatch(/^hostkey .*ecdsa/m);
+  });
+
+  test(
+    "ssh-audit (Debian 13's) finds no failure in the server's algorithms",
+    async () => {
+      const chroot = `${process.env.WEBSTACK_CACHE ?? "/var/cache/webstack"}/cloud-init-trixie`;
+      const r = await run(
+        "chroot",
+        [chroot, "ssh-audit", "--no-colors", "--level=fail", "-p", String(vm.sshPorts.outside), "127.0.0.1"],
+        {
+          timeoutMs: 10 * MIN,
+        },
+      );
+      figures["ssh-audit exit code (0 good, 2 warnings, 3 failures)"] = r.code;
+      expect(r.stdout).toMatch(/OpenSSH_10/);
+      expect(r.stdout).not.toMatch(/\(fail\)|-- \[fail\]/);
+      expect(r.code, r.stdout).not.toBe(3);
+      expect([0, 2]).toContain(r.code);
+    },
+    15 * MIN,
+  );
+});
+
+describe("the rest of the hardening", () => {
+  test(
+    "unattended-upgrades runs daily and takes the security archive",
+    async () => {
+      const apt = await inside("apt-config dump | grep -E '^(APT::Periodic|Unattended-Upgrade::Origins-Pattern)'");
+      expect(apt).toMatch(/APT::Periodic::Unattended-Upgrade "1";/);
+      expect(apt).toMatch(/APT::Periodic::Update-Package-Lists "1";/);
+      expect(apt).toMatch(/label=Debian-Security/);
+      expect(await inside("systemctl is-enabled unattended-upgrades apt-daily-upgrade.timer")).toBe(
+        "enabled\nenabled\n",
+      );
+      const dryRun = await inside(
+        "sudo unattended-upgrade --dry-run --debug 2>&1 | grep -i 'allowed origins' || true",
+        10 * MIN,
+      );
+      expect(dryRun).toMatch(/Debian-Security/);
+    },
+    15 * MIN,
+  );
+
+  test("the journal is persistent and capped", async () => {
+    const conf = await inside("systemd-analyze cat-config systemd/journald.conf");
+    expect(conf).toMatch(/^SystemMaxUse=500M$/m);
+    expect(await inside("test -d /var/log/journal && echo persistent")).toBe("persistent\n");
+  });
+
+  test("swap is on", async () => {
+    const swaps = await inside("swapon --show=NAME,SIZE --noheadings --bytes");
+    expect(swaps).toMatch(/^\/swapfile\s+1073741824$/m);
+  });
+
+  test("the sysctl values are applied", async () => {
+    const values = await inside(
+      "sysctl -n net.ipv4.conf.all.accept_redirects net.ipv4.conf.all.rp_filter kernel.kptr_restrict kernel.dmesg_restrict fs.protected_regular vm.swappiness net.ipv4.tcp_syncookies",
+    );
+    expect(values.trim().split("\n")).toEqual(["0", "1", "2", "1", "2", "10", "1"]);
+  });
+
+  test("ufw denies incoming by default and allows only SSH", async () => {
+    const status = await inside("sudo ufw status verbose");
+    expect(status).toMatch(/Status: active/);
+    expect(status).toMatch(/Default: deny \(incoming\)/);
+    const allowed = status
+      .split("\n")
+      .filter((l) => /ALLOW IN/.test(l))
+      .map((l) => l.split(/\s+/)[0]);
+    expect([...new Set(allowed)]).toEqual(["22/tcp"]);
+  });
+
+  test(
+    `lynis rates the server at least ${LYNIS_FLOOR}, well above stock Debian`,
+    async () => {
+      const { index } = await lynisIndex(vm, keys.admin.path);
+      const stock = await stockIndex;
+      figures["lynis index, this server"] = index;
+      figures["lynis index, stock Debian 13"] = `${stock.index}${stock.cached ? " (cached for this image)" : ""}`;
+      expect(index).toBeGreaterThanOrEqual(LYNIS_FLOOR);
+      expect(LYNIS_FLOOR - stock.index).toBeGreaterThanOrEqual(5);
+    },
+    120 * MIN,
+  );
+});
+
+describe("after a reboot", () => {
+  test(
+    "the volume is mounted again and Docker runs",
+    async () => {
+      figures["reboot to SSH login (s)"] = Math.round((await vm.reboot("admin", keys.admin.path, 15 * MIN)) / 1000);
+      await waitFor(
+        "docker after reboot",
+        async () => (await vm.ssh("admin", "admin", keys.admin.path, "systemctl is-active docker")).code === 0,
+        5 * MIN,
+      );
+      expect((await inside("findmnt -n -o TARGET /srv/data")).trim()).toBe("/srv/data");
+      expect(await inside("systemctl list-units --failed --no-legend --plain")).toBe("");
+    },
+    25 * MIN,
+  );
+});
+
+describe("fail2ban (last: it bans a source)", () => {
+  test(
+    "a source with repeated failed logins is banned; others still get in",
+    async () => {
+      const attacker = NETWORKS.attacker.source;
+      expect(await probe(vm.sshPorts.attacker, "")).toMatch(/^SSH-2\.0-/);
+      for (let i = 0; i < 6; i++) {
+        await run(
+          "ssh",
+          [
+            ...SSH_CLIENT_OPTIONS,
+            "-i",
+            keys.stranger.path,
+            "-p",
+            String(vm.sshPorts.attacker),
+            "mallory@127.0.0.1",
+            "true",
+          ],
+          { timeoutMs: MIN },
+        );
+      }
+      await waitFor(
+        `fail2ban to ban ${attacker}`,
+        async () =>
+          (await inside("sudo fail2ban-client status sshd"))
+            .split("\n")
+            .some((line) => line.includes("Banned IP list") && line.split(/\s+/).includes(attacker)),
+        3 * MIN,
+      );
+      expect(await probe(vm.sshPorts.attacker, "")).toBe("");
+      expect((await vm.ssh("admin", "deploy", keys.deploy.path, "true")).code).toBe(0);
+    },
+    10 * MIN,
+  );
+});
