@@ -95,10 +95,18 @@ export function dockerPublishedPortsEnv(exposure: CloudInitInput["exposure"]): s
   ].join("\n");
 }
 
-/** Packages installed at first boot, all from Debian 13's own archive. */
+/**
+ * Packages installed at first boot, all from Debian 13's own archive, without their Recommends
+ * (`apt-no-recommends`): what the server needs is listed here by name. That keeps first boot
+ * short and the attack surface small (docker.io alone recommends git, criu, needrestart's Perl
+ * and more). docker-cli and apparmor are only Recommends of docker.io, so they are named: the
+ * `docker` command, and the profile Docker confines containers with on Debian's AppArmor kernel.
+ */
 export const PACKAGES = [
   "docker.io",
+  "docker-cli",
   "docker-compose",
+  "apparmor",
   "ufw",
   "nftables",
   "fail2ban",
@@ -180,6 +188,7 @@ export function renderCloudInit(input: CloudInitInput): string {
       file("/etc/fail2ban/jail.d/sshd.local", staticFile("fail2ban-sshd.local")),
       file("/etc/systemd/journald.conf.d/10-size.conf", staticFile("journald-size.conf")),
       file("/etc/apt/apt.conf.d/20auto-upgrades", staticFile("20auto-upgrades")),
+      file("/etc/apt/apt.conf.d/60no-recommends", staticFile("apt-no-recommends")),
       file("/etc/apt/apt.conf.d/52unattended-upgrades-local", unattendedUpgradesLocal(input.autoRebootTime)),
       file("/etc/docker/daemon.json", `${JSON.stringify(dockerDaemonConfig(), null, 2)}\n`),
       file("/etc/systemd/system/docker.service.d/10-data-volume.conf", staticFile("docker-data-volume.conf")),

@@ -95,6 +95,12 @@ describe("the cloud-init renderer", () => {
     expect(local).toContain('Unattended-Upgrade::Automatic-Reboot-Time "04:15";');
   });
 
+  it("installs without Recommends, naming the docker CLI and AppArmor that docker.io only recommends", () => {
+    const c = config();
+    expect(writtenFile(c, "/etc/apt/apt.conf.d/60no-recommends")).toMatch(/^APT::Install-Recommends "false";$/m);
+    expect(c.packages).toEqual(expect.arrayContaining(["docker.io", "docker-cli", "docker-compose", "apparmor"]));
+  });
+
   it("refuses a reboot time that is not HH:MM", () => {
     expect(() => unattendedUpgradesLocal("4am")).toThrow(/HH:MM/);
   });
