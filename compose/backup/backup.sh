@@ -42,11 +42,7 @@ extra_cleanup() {
 }
 
 main() {
-  local started stamp
-  started="$(date +%s)"
-  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-  make_scratch
-  step="config"
+  begin_run
   setup_pg
   setup_rclone
   local recipients_file="${BACKUP_RECIPIENTS_FILE:-/etc/webstack/backup/recipients.txt}"
@@ -214,13 +210,8 @@ verify_object() {
 copy_uploads() {
   local dirs dir logfile="$scratch/rclone-uploads.log"
   require_env BACKUP_UPLOADS_BUCKET
-  export RCLONE_CONFIG_UPLOADS_TYPE=s3
-  export RCLONE_CONFIG_UPLOADS_PROVIDER="$RCLONE_CONFIG_BACKUPS_PROVIDER"
-  export RCLONE_CONFIG_UPLOADS_ENDPOINT="$RCLONE_CONFIG_BACKUPS_ENDPOINT"
-  export RCLONE_CONFIG_UPLOADS_REGION="$RCLONE_CONFIG_BACKUPS_REGION"
-  export RCLONE_CONFIG_UPLOADS_ACCESS_KEY_ID="${BACKUP_UPLOADS_ACCESS_KEY_ID:-$BACKUP_S3_ACCESS_KEY_ID}"
-  export RCLONE_CONFIG_UPLOADS_SECRET_ACCESS_KEY="${BACKUP_UPLOADS_SECRET_ACCESS_KEY:-$BACKUP_S3_SECRET_ACCESS_KEY}"
-  export RCLONE_CONFIG_UPLOADS_NO_CHECK_BUCKET=true
+  rclone_remote UPLOADS "${BACKUP_UPLOADS_ACCESS_KEY_ID:-$BACKUP_S3_ACCESS_KEY_ID}" \
+    "${BACKUP_UPLOADS_SECRET_ACCESS_KEY:-$BACKUP_S3_SECRET_ACCESS_KEY}"
   IFS=: read -r -a dirs <<<"$BACKUP_UPLOADS_DIRS"
   for dir in "${dirs[@]}"; do
     [ -n "$dir" ] || continue

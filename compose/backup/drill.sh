@@ -51,11 +51,7 @@ extra_cleanup() {
 }
 
 main() {
-  local started stamp
-  started="$(date +%s)"
-  stamp="$(date -u +%Y%m%dT%H%M%SZ)"
-  make_scratch
-  step="config"
+  begin_run
   setup_rclone
   require_env BACKUP_DRILL_IDENTITY_FILE
   [ -r "$BACKUP_DRILL_IDENTITY_FILE" ] || fail "cannot read the drill identity $BACKUP_DRILL_IDENTITY_FILE"

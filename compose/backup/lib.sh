@@ -103,6 +103,15 @@ require_env() {
   [ "${#missing[@]}" -eq 0 ] || fail "missing environment: ${missing[*]}"
 }
 
+# Every run opens the same way: its start time and UTC stamp (the globals `started` and `stamp`),
+# the scratch directory, and the name of the first step for failure messages.
+begin_run() {
+  # shellcheck disable=SC2034 # read by the script that sources this file
+  started="$(date +%s)" stamp="$(date -u +%Y%m%dT%H%M%SZ)"
+  make_scratch
+  step="config"
+}
+
 # A host-side scratch directory for logs and hashes, removed on exit.
 make_scratch() {
   scratch="$(mktemp -d "${TMPDIR:-/tmp}/$program.XXXXXX")"
@@ -117,19 +126,27 @@ cleanup() {
   return "$rc"
 }
 
-# rclone reads the remote from the environment: RCLONE_CONFIG_<NAME>_<OPTION>. The credentials stay
-# in this process's environment and never reach a command line.
+# rclone reads a remote from the environment: RCLONE_CONFIG_<NAME>_<OPTION>. The credentials stay
+# in this process's environment and never reach a command line. Every remote is on the same S3
+# endpoint; only the keys may differ.
+#   rclone_remote NAME ACCESS_KEY_ID SECRET_ACCESS_KEY
+rclone_remote() {
+  local name="$1"
+  export "RCLONE_CONFIG_${name}_TYPE=s3"
+  export "RCLONE_CONFIG_${name}_PROVIDER=${BACKUP_S3_PROVIDER:-Cloudflare}"
+  export "RCLONE_CONFIG_${name}_ENDPOINT=$BACKUP_S3_ENDPOINT"
+  export "RCLONE_CONFIG_${name}_REGION=${BACKUP_S3_REGION:-auto}"
+  export "RCLONE_CONFIG_${name}_ACCESS_KEY_ID=$2"
+  export "RCLONE_CONFIG_${name}_SECRET_ACCESS_KEY=$3"
+  # R2 tokens scoped to objects cannot HeadBucket/CreateBucket: never check the bucket.
+  export "RCLONE_CONFIG_${name}_NO_CHECK_BUCKET=true"
+  export "RCLONE_CONFIG_${name}_CHUNK_SIZE=16M"
+}
+
+# The backups remote; `remote` names the bucket on it.
 setup_rclone() {
   require_env BACKUP_S3_ENDPOINT BACKUP_S3_BUCKET BACKUP_S3_ACCESS_KEY_ID BACKUP_S3_SECRET_ACCESS_KEY
-  export RCLONE_CONFIG_BACKUPS_TYPE=s3
-  export RCLONE_CONFIG_BACKUPS_PROVIDER="${BACKUP_S3_PROVIDER:-Cloudflare}"
-  export RCLONE_CONFIG_BACKUPS_ENDPOINT="$BACKUP_S3_ENDPOINT"
-  export RCLONE_CONFIG_BACKUPS_REGION="${BACKUP_S3_REGION:-auto}"
-  export RCLONE_CONFIG_BACKUPS_ACCESS_KEY_ID="$BACKUP_S3_ACCESS_KEY_ID"
-  export RCLONE_CONFIG_BACKUPS_SECRET_ACCESS_KEY="$BACKUP_S3_SECRET_ACCESS_KEY"
-  # R2 tokens scoped to objects cannot HeadBucket/CreateBucket: never check the bucket.
-  export RCLONE_CONFIG_BACKUPS_NO_CHECK_BUCKET=true
-  export RCLONE_CONFIG_BACKUPS_CHUNK_SIZE=16M
+  rclone_remote BACKUPS "$BACKUP_S3_ACCESS_KEY_ID" "$BACKUP_S3_SECRET_ACCESS_KEY"
   # rclone misbehaves with a CA bundle meant for the AWS CLI.
   unset AWS_CA_BUNDLE
   remote="backups:$BACKUP_S3_BUCKET"
