@@ -15,7 +15,7 @@
  * Every forward listens on 127.0.0.1 only.
  */
 import { execFile, spawn } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -80,7 +80,11 @@ export interface VmOptions {
   outsidePorts: readonly number[];
   /** The blank disk that plays the Hetzner Volume: its virtio serial names /dev/disk/by-id/virtio-<serial>. */
   volume?: { serial: string; sizeGb: number };
+  /** Read-only raw disks present from power-on, each seen as /dev/disk/by-id/virtio-<serial>. */
+  readOnlyDisks?: readonly { serial: string; path: string }[];
   memoryMb?: number;
+  /** qemu's CPU model. @default "max" */
+  cpu?: string;
 }
 
 export interface CommandResult {
@@ -240,14 +244,19 @@ export class Vm {
       ];
     };
     const args = [
+      // One TCG thread and one vCPU. Multi-threaded TCG lets a guest kernel crash at boot now and
+      // then on a busy host (seen here: "Oops: int3" in hrtimer_start_range_ns while static keys
+      // are patched, a cross-modifying-code race), and a crashed boot would cost a CI run its
+      // 30-minute time-out. One thread per VM also lets the stock and the hardened VM share two
+      // host cores without stealing from each other.
       "-accel",
-      "tcg,thread=multi",
+      "tcg,thread=single",
       "-cpu",
-      "max",
+      this.opts.cpu ?? "max",
       "-M",
       "q35",
       "-smp",
-      "2",
+      "1",
       "-m",
       String(memoryMb),
       "-kernel",
@@ -260,6 +269,14 @@ export class Vm {
       `file=${join(w, "root.qcow2")},if=virtio,format=qcow2`,
       "-drive",
       `file=${join(w, "seed.img")},if=virtio,format=raw,readonly=on`,
+      // In PCI slots after everything else: the kernel names virtio disks in slot order, and
+      // the root disk must stay /dev/vda (root=/dev/vda, and the image's fstab).
+      ...(this.opts.readOnlyDisks ?? []).flatMap((disk, i) => [
+        "-blockdev",
+        `driver=raw,node-name=ro${i},read-only=on,file.driver=file,file.filename=${disk.path}`,
+        "-device",
+        `virtio-blk-pci,drive=ro${i},serial=${disk.serial},bus=pcie.0,addr=${(0x18 + i).toString(16)}`,
+      ]),
       ...netdev("admin", 0),
       ...netdev("outside", 1),
       ...netdev("attacker", 2),
@@ -276,8 +293,12 @@ export class Vm {
     this.poweredOnAt = Date.now();
     this.qemu = spawn("qemu-system-x86_64", args, { stdio: ["ignore", "ignore", "pipe"] });
     this.qemu.stderr?.on("data", (d: Buffer) => process.stderr.write(`[qemu] ${d}`));
+    // A test process that dies (a failed hook, a time-out) must not leave the VM running.
+    const killQemu = () => this.qemu?.kill("SIGKILL");
+    process.once("exit", killQemu);
     this.qemu.on("exit", () => {
       this.exited = true;
+      process.removeListener("exit", killQemu);
     });
   }
 
@@ -365,12 +386,25 @@ export class Vm {
     );
   }
 
+  /** Throw if qemu has exited or the guest kernel has panicked (the console says so). */
+  private assertAlive(): void {
+    if (this.exited) throw new Error(`qemu exited; console log in ${this.workDir}`);
+    let log = "";
+    try {
+      log = readFileSync(join(this.workDir, "console.log"), "latin1");
+    } catch {
+      return;
+    }
+    const panic = log.indexOf("Kernel panic");
+    if (panic >= 0) throw new Error(`the guest kernel panicked:\n${log.slice(Math.max(0, panic - 3000), panic + 200)}`);
+  }
+
   /** Retry a login until it succeeds; returns the milliseconds since power-on. */
   async waitForLogin(user: string, keyPath: string, timeoutMs: number): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     let last: CommandResult | undefined;
     while (Date.now() < deadline) {
-      if (this.exited) throw new Error(`qemu exited; console log in ${this.workDir}`);
+      this.assertAlive();
       last = await this.ssh("admin", user, keyPath, "true", { timeoutMs: 60_000 });
       if (last.code === 0) return Date.now() - this.poweredOnAt;
       await sleep(3000);
@@ -386,6 +420,7 @@ export class Vm {
     const deadline = started + timeoutMs;
     while (Date.now() < deadline) {
       await sleep(5000);
+      this.assertAlive();
       const r = await this.ssh("admin", user, keyPath, "cat /proc/sys/kernel/random/boot_id", { timeoutMs: 60_000 });
       if (r.code === 0 && r.stdout.trim() !== bootId) return Date.now() - started;
     }
