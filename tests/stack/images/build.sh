@@ -4,10 +4,13 @@
 # `docker load` them.
 #
 #   build.sh            build (or load from the cache) every stand-in image
+#   build.sh --tarball  the same, then print the path of the `docker save` tarball of all of
+#                       them (the VM suite loads it into the VM's own engine)
 #
 # One Debian 13 rootfs (debootstrap minbase + PostgreSQL 17 with PostGIS 3.5, Redis, Caddy,
 # Python with psycopg2 and redis) is imported as a base image; each stand-in is a tiny Dockerfile
-# on top that adds its entrypoint, so they share one layer. Needs a running dockerd and root.
+# on top that adds its entrypoint, so they share one layer. Runs as root; starts dockerd if none
+# answers (scripts/start-dockerd.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="${WEBSTACK_CACHE:-/var/cache/webstack}/stack-images"
@@ -19,19 +22,42 @@ version=3
 images=(local/postgis:17-3.5 local/redis:standin local/caddy:standin local/cloudflared:standin local/app:standin)
 tarball="$cache/images-v$version.tar"
 
+print_tarball=false
+[ "${1:-}" = --tarball ] && print_tarball=true
+
 have_all() {
   for image in "${images[@]}"; do "$docker" image inspect "$image" >/dev/null 2>&1 || return 1; done
 }
 
-if have_all; then exit 0; fi
+# The tarball alone is what --tarball needs: no engine has to run for it.
+if $print_tarball && [ -f "$tarball" ]; then
+  echo "$tarball"
+  exit 0
+fi
+
+# Everything below needs a Docker engine on this machine.
+bash "$here/../../../scripts/start-dockerd.sh" >&2
+
+finish() {
+  if $print_tarball; then
+    if [ ! -f "$tarball" ]; then
+      "$docker" save -o "$tarball.tmp" "${images[@]}"
+      mv "$tarball.tmp" "$tarball"
+    fi
+    echo "$tarball"
+  fi
+  exit 0
+}
+
+if have_all; then finish; fi
 if [ -f "$tarball" ]; then
   "$docker" load -q -i "$tarball" >/dev/null
-  have_all && exit 0
+  have_all && finish
 fi
 
 rootfs="$cache/rootfs-v$version"
 if [ ! -f "$rootfs/.complete" ]; then
-  echo "stack-images: debootstrap Debian 13 into $rootfs"
+  echo "stack-images: debootstrap Debian 13 into $rootfs" >&2
   rm -rf "$rootfs"
   debootstrap --variant=minbase \
     --include=postgresql-17,postgresql-17-postgis-3,redis-server,caddy,python3,python3-psycopg2,python3-redis,curl,wget,ca-certificates,util-linux \
@@ -44,7 +70,7 @@ if [ ! -f "$rootfs/.complete" ]; then
   touch "$rootfs/.complete"
 fi
 
-echo "stack-images: importing the base and building the stand-ins"
+echo "stack-images: importing the base and building the stand-ins" >&2
 tar -C "$rootfs" --exclude=./.complete -c . | "$docker" import - local/webstack-base:trixie >/dev/null
 for dir in "$here"/*/; do
   name="$(basename "$dir")"
@@ -55,4 +81,5 @@ done
 "$docker" save -o "$tarball.tmp" "${images[@]}"
 mv "$tarball.tmp" "$tarball"
 rm -f "$cache"/images-v*.tar.tmp
-echo "stack-images: cached in $tarball"
+echo "stack-images: cached in $tarball" >&2
+finish
