@@ -83,8 +83,6 @@ export interface VmOptions {
   /** Read-only raw disks present from power-on, each seen as /dev/disk/by-id/virtio-<serial>. */
   readOnlyDisks?: readonly { serial: string; path: string }[];
   memoryMb?: number;
-  /** qemu's CPU model. @default "max" */
-  cpu?: string;
 }
 
 export interface CommandResult {
@@ -252,7 +250,7 @@ export class Vm {
       "-accel",
       "tcg,thread=single",
       "-cpu",
-      this.opts.cpu ?? "max",
+      "max",
       "-M",
       "q35",
       "-smp",
