@@ -7,7 +7,6 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { createServer as createNetServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -18,20 +17,11 @@ export const S3_ACCESS_KEY = "S3RVER";
 export const S3_SECRET_KEY = "S3RVER";
 export const PG_PASSWORD = "test-only-password";
 
-const isRoot = process.getuid?.() === 0;
+import { freePort } from "../support/ports";
 
-/** A free TCP port on loopback. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const address = srv.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
+
+const isRoot = process.getuid?.() === 0;
 
 /** Run a command as the cluster's owner: `postgres` when we are root (initdb refuses root). */
 function asOwner(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): string {

@@ -89,8 +89,8 @@ export function stackHealthy(status: string): boolean {
     lines.length > 0 &&
     lines.every((line) => {
       const [service, state] = line.split(" ");
-      // The migration one-off has exited by design; everything else runs, healthy where checked.
-      if (service === "migrate" || line.includes("-migrate")) return state === "exited";
+      // deploy.sh runs the migration with `run --rm`: a leftover one-off has exited by design.
+      if (service === "migrate") return state === "exited";
       return state === "running" && !/\((unhealthy|health: starting)\)/.test(line);
     })
   );

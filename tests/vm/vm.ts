@@ -16,11 +16,12 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Socket } from "node:net";
+import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { stringify } from "yaml";
+import { freePort } from "../support/ports";
 
 const execFileAsync = promisify(execFile);
 
@@ -51,20 +52,6 @@ export async function makeKeyPair(dir: string, name: string): Promise<{ path: st
   await execFileAsync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${name}@vm-test`, "-f", path]);
   const { stdout } = await execFileAsync("cat", [`${path}.pub`]);
   return { path, publicKey: stdout.trim() };
-}
-
-/** A free TCP port on 127.0.0.1 (closed again, so qemu can take it). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
-      );
-    });
-  });
 }
 
 export interface VmOptions {
