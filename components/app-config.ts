@@ -53,6 +53,14 @@ const imageSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** A whole number from `min` to `max`, with messages that give the unit. */
+function wholeNumber(min: number, max: number, unit: string) {
+  return z
+    .int({ message: `must be a whole number of ${unit}` })
+    .min(min, { message: `must be at least ${min} (${unit})` })
+    .max(max, { message: `must be at most ${max} (${unit})` });
+}
+
 const commandSchema = z.array(z.string().min(1)).min(1, { message: "must list the program and its arguments" });
 
 /** How Docker decides that a service is healthy. */
@@ -190,6 +198,27 @@ export const appConfigFields = {
         .optional(),
     })
     .default({ image: "redis:7.4", appendOnly: false }),
+  /**
+   * Timing of every container's health check (Postgres, Redis, the apps, Caddy, cloudflared).
+   * Each value left out keeps the stack's own: every 5 s for Postgres and Redis and 10 s for the
+   * rest, a 5 s timeout, 5 retries. Slow them down on a busy small server, or for apps whose
+   * check is expensive.
+   */
+  healthChecks: z
+    .strictObject({
+      /** Seconds between two checks of a container (the first runs one interval after it starts). */
+      intervalSeconds: wholeNumber(1, 3600, "seconds").optional(),
+      /** Seconds one check may take before it counts as failed. */
+      timeoutSeconds: wholeNumber(1, 600, "seconds").optional(),
+      /** Failed checks in a row that make a container unhealthy. */
+      retries: wholeNumber(1, 100, "checks").optional(),
+    })
+    .default({}),
+  /**
+   * Seconds a deploy waits for every service to be healthy before it rolls back to the previous
+   * release. @default 300
+   */
+  deployWaitSeconds: wholeNumber(30, 7200, "seconds").default(300),
   /** Images of the reverse proxy pair. */
   proxy: z
     .strictObject({
@@ -293,6 +322,18 @@ export const appCrossChecks: ((raw: Loose) => Problem[])[] = [
       }
       return [];
     });
+  },
+  function deployWaitOutlastsAHealthCheck(raw) {
+    const interval = isObject(raw.healthChecks) ? raw.healthChecks.intervalSeconds : undefined;
+    const wait = raw.deployWaitSeconds ?? 300;
+    if (typeof interval !== "number" || typeof wait !== "number" || wait >= 3 * interval) return [];
+    // Postgres must pass one check, then the apps theirs, and one retry should fit too.
+    return [
+      {
+        path: ["deployWaitSeconds"],
+        message: `is ${wait}: a deploy waits for at least three health check intervals (healthChecks.intervalSeconds is ${interval}); use at least ${3 * interval}`,
+      },
+    ];
   },
   function migrationAndUploadsNameServices(raw) {
     if (!Array.isArray(raw.services)) return [];

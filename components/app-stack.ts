@@ -159,7 +159,7 @@ export class AppStack extends pulumi.ComponentResource {
         `${name}-deploy`,
         {
           connection,
-          create: `bash ${shq(`${releaseDir}/scripts/deploy.sh`)} ${shq(app)} ${shq(releaseDir)}`,
+          create: `WAIT_TIMEOUT=${config.deployWaitSeconds} bash ${shq(`${releaseDir}/scripts/deploy.sh`)} ${shq(app)} ${shq(releaseDir)}`,
           triggers: [contentHash, envHash, ...serverIdentity],
           // No delete command: replacing this resource must never take the running stack down.
         },

@@ -281,12 +281,14 @@ export function resolveConfig(
 
 function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): string {
   if (issue.code === "unrecognized_keys") {
+    // A misspelled key inside an object value (`postgres`, `healthChecks`, a service) is named
+    // with its path, next to the keys that object takes.
+    const known = knownKeysAt(issue.path) ?? [];
+    const name = (k: string) => `${PROJECT}:${formatPath([...issue.path, k])}`;
     return issue.keys
       .map((k) => {
-        const near = CONFIG_KEYS.find(
-          (known) => known.toLowerCase() === k.toLowerCase() || editDistance(known, k) <= 2,
-        );
-        return `${PROJECT}:${k}: unknown key${near ? ` (did you mean ${PROJECT}:${near}?)` : ""}; known keys: ${CONFIG_KEYS.join(", ")}`;
+        const near = known.find((key) => key.toLowerCase() === k.toLowerCase() || editDistance(key, k) <= 2);
+        return `${name(k)}: unknown key${near ? ` (did you mean ${name(near)}?)` : ""}; known keys: ${known.join(", ")}`;
       })
       .join("\n  - ");
   }
@@ -311,6 +313,26 @@ function shownValue(raw: Record<string, unknown>, path: readonly PropertyKey[]):
   if (value === undefined) return "";
   if (SECRET_CONFIG_KEYS.has(String(path[0]))) return " (value hidden: secret)";
   return ` (got ${JSON.stringify(value)})`;
+}
+
+/** The keys the object at `path` of the config takes (undefined where no object schema is). */
+function knownKeysAt(path: readonly PropertyKey[]): string[] | undefined {
+  let schema: z.core.$ZodType = stackConfigSchema;
+  for (const p of path) {
+    schema = unwrapOptional(schema);
+    if (schema instanceof z.ZodObject && typeof p === "string") schema = schema.shape[p];
+    else if (schema instanceof z.ZodArray && typeof p === "number") schema = schema.element;
+    else return undefined;
+    if (schema === undefined) return undefined;
+  }
+  schema = unwrapOptional(schema);
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
+}
+
+function unwrapOptional(schema: z.core.$ZodType): z.core.$ZodType {
+  let s = schema;
+  while (s instanceof z.ZodDefault || s instanceof z.ZodOptional) s = s._zod.def.innerType;
+  return s;
 }
 
 function formatPath(path: readonly PropertyKey[]): string {

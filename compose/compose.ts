@@ -45,6 +45,14 @@ export interface ComposeInput {
   readonly memory: MemoryPlan;
   /** The Caddyfile text: its hash labels the Caddy container, so a new Caddyfile recreates it. */
   readonly caddyfile: string;
+  /** Health check timing for every container; each value left out keeps the service's own. */
+  readonly healthChecks?: HealthCheckTiming;
+}
+
+export interface HealthCheckTiming {
+  readonly intervalSeconds?: number;
+  readonly timeoutSeconds?: number;
+  readonly retries?: number;
 }
 
 /** Variables the `.env` beside the compose file must define (the app secrets come on top). */
@@ -97,7 +105,7 @@ export function renderCompose(input: ComposeInput): string {
       mem_limit: `${memory.limitsMb.cloudflared}m`,
       healthcheck: {
         test: ["CMD", "cloudflared", "tunnel", "--metrics", CLOUDFLARED_METRICS, "ready"],
-        ...timing(10, 30),
+        ...timing(input, 10, 30),
       },
       logging: LOGGING,
     };
@@ -115,8 +123,15 @@ export function renderCompose(input: ComposeInput): string {
   return stringify(doc, { lineWidth: 0, aliasDuplicateObjects: false });
 }
 
-function timing(intervalS: number, startPeriodS: number) {
-  return { interval: `${intervalS}s`, timeout: "5s", retries: 5, start_period: `${startPeriodS}s` };
+/** A health check's timing: the service's own interval and start period unless the config sets them. */
+function timing(input: ComposeInput, intervalS: number, startPeriodS: number) {
+  const t = input.healthChecks ?? {};
+  return {
+    interval: `${t.intervalSeconds ?? intervalS}s`,
+    timeout: `${t.timeoutSeconds ?? 5}s`,
+    retries: t.retries ?? 5,
+    start_period: `${startPeriodS}s`,
+  };
 }
 
 function postgresService(input: ComposeInput): ComposeService {
@@ -149,7 +164,7 @@ function postgresService(input: ComposeInput): ComposeService {
     stop_grace_period: "60s",
     healthcheck: {
       test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database],
-      ...timing(5, 120),
+      ...timing(input, 5, 120),
     },
     logging: LOGGING,
   };
@@ -185,7 +200,7 @@ function redisService(input: ComposeInput): ComposeService {
     healthcheck: {
       // REDISCLI_AUTH keeps the password off redis-cli's command line.
       test: ["CMD-SHELL", 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
-      ...timing(5, 30),
+      ...timing(input, 5, 30),
     },
     logging: LOGGING,
   };
@@ -235,16 +250,16 @@ function appService(input: ComposeInput, s: AppService): ComposeService {
     security_opt: NO_NEW_PRIVILEGES,
     mem_limit: `${input.memory.limitsMb[s.name]}m`,
     stop_grace_period: "30s",
-    healthcheck: appHealthCheck(s),
+    healthcheck: appHealthCheck(input, s),
     logging: LOGGING,
   };
   if (s.replicas > 1) service.deploy = { replicas: s.replicas };
   return service;
 }
 
-function appHealthCheck(s: AppService): ComposeService {
+function appHealthCheck(input: ComposeInput, s: AppService): ComposeService {
   const check = s.healthCheck;
-  if (check && "command" in check) return { test: ["CMD", ...check.command], ...timing(10, 60) };
+  if (check && "command" in check) return { test: ["CMD", ...check.command], ...timing(input, 10, 60) };
   if (check && "path" in check) {
     const url = `http://127.0.0.1:${s.port}${check.path}`;
     // Whichever HTTP client the image has: wget (Alpine, busybox), curl, or Node itself (slim images).
@@ -252,10 +267,10 @@ function appHealthCheck(s: AppService): ComposeService {
       `if command -v wget >/dev/null 2>&1; then wget -q -O /dev/null '${url}'; ` +
       `elif command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null '${url}'; ` +
       `else node -e "fetch('${url}').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"; fi`;
-    return { test: ["CMD-SHELL", probe], ...timing(10, 60) };
+    return { test: ["CMD-SHELL", probe], ...timing(input, 10, 60) };
   }
   // A worker without a check is healthy while its process runs (compose waits for "running").
-  return { test: ["CMD-SHELL", "exit 0"], ...timing(30, 5) };
+  return { test: ["CMD-SHELL", "exit 0"], ...timing(input, 30, 5) };
 }
 
 function migrateService(input: ComposeInput): ComposeService {
@@ -307,7 +322,7 @@ function caddyService(input: ComposeInput): ComposeService {
     mem_limit: `${input.memory.limitsMb[CADDY_SERVICE]}m`,
     healthcheck: {
       test: ["CMD", "wget", "-q", "-O", "/dev/null", `http://${CADDY_ADMIN}/config/`],
-      ...timing(10, 10),
+      ...timing(input, 10, 10),
     },
     logging: LOGGING,
   };

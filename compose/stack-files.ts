@@ -22,7 +22,18 @@ export function appDir(dataDir: string): string {
 
 export type AppStackConfig = Pick<
   StackConfig,
-  "appName" | "exposure" | "tier" | "routes" | "services" | "migration" | "uploads" | "postgres" | "redis" | "proxy"
+  | "appName"
+  | "exposure"
+  | "tier"
+  | "routes"
+  | "services"
+  | "migration"
+  | "uploads"
+  | "postgres"
+  | "redis"
+  | "proxy"
+  | "healthChecks"
+  | "deployWaitSeconds"
 >;
 
 export interface StackFiles {
@@ -53,6 +64,7 @@ export function renderStackFiles(config: AppStackConfig, dataDir: string): Stack
     dataDir,
     memory,
     caddyfile,
+    healthChecks: config.healthChecks,
   });
   const files: Record<string, string> = { "compose.yaml": compose, Caddyfile: caddyfile };
   for (const script of DEPLOY_SCRIPTS) files[`scripts/${script}`] = readFileSync(join(SCRIPTS_DIR, script), "utf8");

@@ -104,8 +104,18 @@ describe("AppStack in the prod graph", () => {
     }
     expect(deploy.inputs.delete).toBeUndefined();
     expect(deploy.inputs.create).toMatch(
-      /^bash '\/srv\/data\/app\/releases\/[0-9a-f]{16}\/scripts\/deploy\.sh' '\/srv\/data\/app'/,
+      /^WAIT_TIMEOUT=300 bash '\/srv\/data\/app\/releases\/[0-9a-f]{16}\/scripts\/deploy\.sh' '\/srv\/data\/app'/,
     );
+  });
+
+  it("waits as long as deployWaitSeconds says for the stack to be healthy", async () => {
+    const prod = readStackFile("prod");
+    const slow = await runProgram("prod", {
+      ...prod,
+      values: { ...prod.values, "webstack:deployWaitSeconds": "900" },
+    });
+    const deploy = slow.resources.find((r) => r.name.endsWith("-app-deploy"));
+    expect(deploy?.inputs.create).toMatch(/^WAIT_TIMEOUT=900 bash /);
   });
 
   it("triggers the deploy on the content hash of what it ships, the server and a secret hash of the .env", () => {

@@ -27,6 +27,33 @@ describe("app stack config", () => {
     expect(proxy.caddyImage).toMatch(/^caddy:/);
   });
 
+  it("waits 300 s for a deploy and keeps the stack's health check timing unless told otherwise", () => {
+    const { deployWaitSeconds, healthChecks } = resolveConfig("prod", prod());
+    expect(deployWaitSeconds).toBe(300);
+    expect(healthChecks).toEqual({});
+  });
+
+  it("refuses health check timing that is not a whole number of seconds in range, naming the key", () => {
+    const values = { ...prod(), healthChecks: { intervalSeconds: 0.5, timeoutSeconds: 0, retries: 500 } };
+    const message = problemsOf(values);
+    expect(message).toMatch(/webstack:healthChecks\.intervalSeconds \(got 0\.5\): must be a whole number of seconds/);
+    expect(message).toMatch(/webstack:healthChecks\.timeoutSeconds \(got 0\): must be at least 1 \(seconds\)/);
+    expect(message).toMatch(/webstack:healthChecks\.retries \(got 500\): must be at most 100 \(checks\)/);
+  });
+
+  it("names a misspelled health check setting with its path and the settings there are", () => {
+    expect(problemsOf({ ...prod(), healthChecks: { intervalSecond: 30 } })).toMatch(
+      "webstack:healthChecks.intervalSecond: unknown key (did you mean webstack:healthChecks.intervalSeconds?); known keys: intervalSeconds, timeoutSeconds, retries",
+    );
+  });
+
+  it("refuses a deploy wait shorter than three health check intervals", () => {
+    const values = { ...prod(), healthChecks: { intervalSeconds: 120 }, deployWaitSeconds: 300 };
+    expect(problemsOf(values)).toMatch(
+      /webstack:deployWaitSeconds \(got 300\): is 300: a deploy waits for at least three health check intervals \(healthChecks\.intervalSeconds is 120\); use at least 360/,
+    );
+  });
+
   it("refuses a route to a service that does not exist", () => {
     const values = { ...prod(), routes: [{ hostname: "api.example.com", service: "backend" }] };
     expect(problemsOf(values)).toMatch(

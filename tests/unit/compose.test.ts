@@ -94,6 +94,33 @@ describe("compose renderer", () => {
     expect(after["webstack.caddyfile-sha256"]).not.toBe(before["webstack.caddyfile-sha256"]);
   });
 
+  it("checks Postgres and Redis every 5 s and the other containers every 10 s, each within 5 s, by default", () => {
+    const { services } = composeOf(resolveExample("nestjs-expo"));
+    expect(services.postgres.healthcheck).toMatchObject({ interval: "5s", timeout: "5s", retries: 5 });
+    expect(services.redis.healthcheck.interval).toBe("5s");
+    for (const name of ["api", "caddy", "cloudflared"]) {
+      expect(services[name].healthcheck, name).toMatchObject({ interval: "10s", timeout: "5s", retries: 5 });
+    }
+  });
+
+  it("gives every container the health check timing of the config, keeping each start period", () => {
+    const config = resolveExample("nestjs-expo");
+    const defaults = composeOf(config).services;
+    const timed = composeOf({ ...config, healthChecks: { intervalSeconds: 60, timeoutSeconds: 90, retries: 3 } });
+    for (const [name, s] of Object.entries(timed.services)) {
+      if (name === "migrate") continue;
+      expect(s.healthcheck, name).toMatchObject({ interval: "60s", timeout: "90s", retries: 3 });
+      expect(s.healthcheck.start_period, name).toBe(defaults[name].healthcheck.start_period);
+    }
+  });
+
+  it("keeps the stack's own value for each health check setting the config leaves out", () => {
+    const config = resolveExample("nestjs-expo");
+    const { services } = composeOf({ ...config, healthChecks: { timeoutSeconds: 30 } });
+    expect(services.postgres.healthcheck).toMatchObject({ interval: "5s", timeout: "30s", retries: 5 });
+    expect(services.caddy.healthcheck).toMatchObject({ interval: "10s", timeout: "30s", retries: 5 });
+  });
+
   it("renders byte-identical files and the same content hash for the same input", () => {
     const a = renderStackFiles(resolveExample("fastify-bullmq-nextjs"), "/srv/data");
     const b = renderStackFiles(resolveExample("fastify-bullmq-nextjs"), "/srv/data");
