@@ -116,6 +116,7 @@ describe("the cloud-init renderer", () => {
       "kernel.kptr_restrict = 2",
       "kernel.dmesg_restrict = 1",
       "fs.suid_dumpable = 0",
+      "dev.tty.ldisc_autoload = 0",
     ]) {
       expect(sysctl).toContain(line);
     }

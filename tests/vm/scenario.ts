@@ -109,6 +109,46 @@ export async function startHardenedServer(keys: Keys, imageDir: string, imagesTa
   });
 }
 
+/** What the audit twin measured. */
+export interface TwinAudit {
+  index: number;
+  /** Power-on to cloud-init done, on the twin. */
+  cloudInitMs: number;
+  /** The lynis audit itself. */
+  auditMs: number;
+}
+
+/**
+ * The lynis audit of this server, on a twin: a second VM booted from the same user data, with
+ * its own volume plugged in after first boot, audited once the volume is mounted and Docker runs.
+ * Lynis takes about half an hour under TCG; on a twin it runs on the machine's other core while
+ * the first VM deploys the stack, is probed and rebooted. The twin runs no app stack: it is the
+ * server as cloud-init leaves it.
+ */
+export async function auditTwin(keys: Keys, imageDir: string): Promise<TwinAudit> {
+  const twin = await startHardenedServer(keys, imageDir);
+  try {
+    const boot = await bootAndWait(twin, keys.admin.path);
+    if (!/^status: done$/m.test(boot.cloudInit.stdout) || boot.cloudInit.code !== 0) {
+      throw new Error(`the audit twin: cloud-init did not finish cleanly:\n${boot.cloudInit.stdout}`);
+    }
+    await twin.attachVolume();
+    const ready = await twin.ssh(
+      "admin",
+      "admin",
+      keys.admin.path,
+      "until mountpoint -q /srv/data && systemctl is-active -q docker; do sleep 2; done",
+      { timeoutMs: 15 * 60_000 },
+    );
+    if (ready.code !== 0) throw new Error(`the audit twin: volume or Docker did not come up: ${ready.stderr}`);
+    const started = Date.now();
+    const { index } = await lynisIndex(twin, keys.admin.path);
+    return { index, cloudInitMs: boot.cloudInitMs, auditMs: Date.now() - started };
+  } finally {
+    await twin.stop();
+  }
+}
+
 /** Stock Debian: an admin user with a key, nothing else. */
 export function stockUserData(keys: Keys): string {
   const config = {

@@ -6,21 +6,24 @@
  * Then the app stack is deployed into it the way `pulumi up` deploys it (tests/vm/stack.ts), and
  * the ports are probed from outside while it runs.
  *
- * The tests run in order and share one VM; fail2ban's ban comes last. Figures (time to SSH, to
+ * The tests run in order and share one VM; fail2ban's ban comes last. The lynis audit, about
+ * half an hour under TCG, runs meanwhile on the machine's other core, on a twin booted from the
+ * same user data (`auditTwin`); its index is checked at the very end. Figures (time to SSH, to
  * cloud-init done, to the stack healthy, lynis index of stock Debian vs this server) are printed
  * at the end.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import {
+  auditTwin,
   bootAndWait,
   ensureImage,
   type Keys,
-  lynisIndex,
   makeKeys,
   PRIVATE_PORTS,
   removeKeys,
   startHardenedServer,
   stockLynisIndex,
+  type TwinAudit,
   VOLUME_DEVICE,
 } from "./scenario";
 import {
@@ -48,6 +51,7 @@ let vm: Vm;
 let keys: Keys;
 let cloudInit: CommandResult;
 let stockIndex: Promise<{ index: number; cached: boolean }>;
+let twinAudit: Promise<TwinAudit>;
 let steps: RemoteStep[];
 
 /** A command as admin through the admin card; throws on failure so a test reads as its assertions. */
@@ -86,6 +90,9 @@ beforeAll(async () => {
   // The stock Debian baseline is measured once per image, in parallel with this boot.
   stockIndex = stockLynisIndex(imageDir);
   stockIndex.catch(() => {});
+  // The lynis audit runs on a twin of this server, on the other core, while this one works.
+  twinAudit = auditTwin(keys, imageDir);
+  twinAudit.catch(() => {});
   vm = await startHardenedServer(keys, imageDir, imagesTarball);
   const boot = await bootAndWait(vm, keys.admin.path);
   cloudInit = boot.cloudInit;
@@ -386,9 +393,9 @@ describe("the rest of the hardening", () => {
 
   test("the sysctl values are applied", async () => {
     const values = await inside(
-      "/usr/sbin/sysctl -n net.ipv4.conf.all.accept_redirects net.ipv4.conf.all.rp_filter kernel.kptr_restrict kernel.dmesg_restrict fs.protected_regular vm.swappiness net.ipv4.tcp_syncookies",
+      "/usr/sbin/sysctl -n net.ipv4.conf.all.accept_redirects net.ipv4.conf.all.rp_filter kernel.kptr_restrict kernel.dmesg_restrict fs.protected_regular vm.swappiness net.ipv4.tcp_syncookies dev.tty.ldisc_autoload",
     );
-    expect(values.trim().split("\n")).toEqual(["0", "1", "2", "1", "2", "10", "1"]);
+    expect(values.trim().split("\n")).toEqual(["0", "1", "2", "1", "2", "10", "1", "0"]);
   });
 
   test("ufw denies incoming by default and allows only SSH", async () => {
@@ -401,19 +408,6 @@ describe("the rest of the hardening", () => {
       .map((l) => l.split(/\s+/)[0]);
     expect([...new Set(allowed)]).toEqual(["22/tcp"]);
   });
-
-  test(
-    `lynis rates the server at least ${LYNIS_FLOOR}, well above stock Debian`,
-    async () => {
-      const { index } = await lynisIndex(vm, keys.admin.path);
-      const stock = await stockIndex;
-      figures["lynis index, this server"] = index;
-      figures["lynis index, stock Debian 13"] = `${stock.index}${stock.cached ? " (cached for this image)" : ""}`;
-      expect(index).toBeGreaterThanOrEqual(LYNIS_FLOOR);
-      expect(LYNIS_FLOOR - stock.index).toBeGreaterThanOrEqual(5);
-    },
-    120 * MIN,
-  );
 });
 
 describe("after a reboot", () => {
@@ -483,5 +477,22 @@ describe("fail2ban (last: it bans a source)", () => {
       expect((await vm.ssh("admin", "deploy", keys.deploy.path, "true")).code).toBe(0);
     },
     10 * MIN,
+  );
+});
+
+describe("lynis (on the audit twin, which has run alongside)", () => {
+  test(
+    `lynis rates the server (its audit twin) at least ${LYNIS_FLOOR}, well above stock Debian`,
+    async () => {
+      const { index, cloudInitMs, auditMs } = await twinAudit;
+      const stock = await stockIndex;
+      figures["audit twin: power-on to cloud-init done (s)"] = Math.round(cloudInitMs / 1000);
+      figures["audit twin: lynis audit (s)"] = Math.round(auditMs / 1000);
+      figures["lynis index, this server"] = index;
+      figures["lynis index, stock Debian 13"] = `${stock.index}${stock.cached ? " (cached for this image)" : ""}`;
+      expect(index).toBeGreaterThanOrEqual(LYNIS_FLOOR);
+      expect(LYNIS_FLOOR - stock.index).toBeGreaterThanOrEqual(5);
+    },
+    120 * MIN,
   );
 });

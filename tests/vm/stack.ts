@@ -11,16 +11,28 @@
  * engine on a read-only disk holding their `docker save` tarball.
  */
 import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { parse } from "yaml";
 import { CADDY_SERVICE } from "../../components/topology";
-import { PROJECT_ROOT, readConfigFile, runProgram } from "../../scripts/mock-engine";
+import { engineConfig, PROJECT_ROOT, runProgram } from "../../scripts/mock-engine";
 import type { CommandResult, Vm } from "./vm";
 
 const execFileAsync = promisify(execFile);
 
-/** The stack deployed into the VM. */
+/** The stack deployed into the VM: the end-to-end stack, with VM_STACK_SETTINGS on top. */
 export const VM_STACK_FILE = join(PROJECT_ROOT, "tests/stack/e2e-stack.yaml");
+/**
+ * The config keys the VM stack sets on top, as a user of a small, busy server would. Under TCG
+ * (one emulated CPU, about 40 ms for every fork and exec) one `docker exec` takes seconds: with
+ * the stack's own timing (eight containers checked every 5 to 10 s, 5 s each) the checks alone
+ * kept the VM saturated, every check timed out, and the first deploy rolled back after 300 s.
+ */
+export const VM_STACK_SETTINGS = {
+  "webstack:healthChecks": { intervalSeconds: 60, timeoutSeconds: 120 },
+  "webstack:deployWaitSeconds": 1800,
+} as const;
 /** Its compose project (the stack's appName). */
 export const VM_STACK_PROJECT = "e2e";
 /** The read-only disk with the stand-in images' tarball. */
@@ -48,7 +60,8 @@ export async function standInImagesTarball(): Promise<string> {
 
 /** The AppStack's remote commands for the VM stack, in the order `pulumi up` may run them. */
 export async function appStackSteps(): Promise<RemoteStep[]> {
-  const run = await runProgram("vm", readConfigFile(VM_STACK_FILE));
+  const file = parse(readFileSync(VM_STACK_FILE, "utf8")) as { config: Record<string, unknown> };
+  const run = await runProgram("vm", engineConfig({ ...file.config, ...VM_STACK_SETTINGS }));
   const commands = run.resources.filter(
     (r) => r.type === "command:remote:Command" && r.parent?.startsWith("vps:app:AppStack::"),
   );
