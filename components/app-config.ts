@@ -53,6 +53,9 @@ const imageSchema = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** How long a deploy waits for the stack to be healthy unless `deployWaitSeconds` says otherwise. */
+export const DEFAULT_DEPLOY_WAIT_SECONDS = 300;
+
 /** A whole number from `min` to `max`, with messages that give the unit. */
 function wholeNumber(min: number, max: number, unit: string) {
   return z
@@ -218,7 +221,7 @@ export const appConfigFields = {
    * Seconds a deploy waits for every service to be healthy before it rolls back to the previous
    * release. @default 300
    */
-  deployWaitSeconds: wholeNumber(30, 7200, "seconds").default(300),
+  deployWaitSeconds: wholeNumber(30, 7200, "seconds").default(DEFAULT_DEPLOY_WAIT_SECONDS),
   /** Images of the reverse proxy pair. */
   proxy: z
     .strictObject({
@@ -325,13 +328,13 @@ export const appCrossChecks: ((raw: Loose) => Problem[])[] = [
   },
   function deployWaitOutlastsAHealthCheck(raw) {
     const interval = isObject(raw.healthChecks) ? raw.healthChecks.intervalSeconds : undefined;
-    const wait = raw.deployWaitSeconds ?? 300;
+    const wait = raw.deployWaitSeconds ?? DEFAULT_DEPLOY_WAIT_SECONDS;
     if (typeof interval !== "number" || typeof wait !== "number" || wait >= 3 * interval) return [];
     // Postgres must pass one check, then the apps theirs, and one retry should fit too.
     return [
       {
         path: ["deployWaitSeconds"],
-        message: `is ${wait}: a deploy waits for at least three health check intervals (healthChecks.intervalSeconds is ${interval}); use at least ${3 * interval}`,
+        message: `must last at least three health check intervals (healthChecks.intervalSeconds is ${interval}), so at least ${3 * interval} (seconds)`,
       },
     ];
   },

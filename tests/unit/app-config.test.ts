@@ -50,7 +50,7 @@ describe("app stack config", () => {
   it("refuses a deploy wait shorter than three health check intervals", () => {
     const values = { ...prod(), healthChecks: { intervalSeconds: 120 }, deployWaitSeconds: 300 };
     expect(problemsOf(values)).toMatch(
-      /webstack:deployWaitSeconds \(got 300\): is 300: a deploy waits for at least three health check intervals \(healthChecks\.intervalSeconds is 120\); use at least 360/,
+      /webstack:deployWaitSeconds \(got 300\): must last at least three health check intervals \(healthChecks\.intervalSeconds is 120\), so at least 360 \(seconds\)/,
     );
   });
 
