@@ -12,6 +12,7 @@ import {
   bootAndWait,
   ensureImage,
   makeKeys,
+  plugVolumeAndWaitForDocker,
   removeKeys,
   startHardenedServer,
   stockLynisIndex,
@@ -36,15 +37,7 @@ async function main(): Promise<void> {
   try {
     const boot = await bootAndWait(vm, keys.admin.path);
     if (boot.cloudInit.code !== 0) throw new Error(`cloud-init did not finish cleanly:\n${boot.cloudInit.stdout}`);
-    await vm.attachVolume();
-    const ready = await vm.ssh(
-      "admin",
-      "admin",
-      keys.admin.path,
-      "until mountpoint -q /srv/data && systemctl is-active -q docker; do sleep 2; done",
-      { timeoutMs: 15 * 60_000 },
-    );
-    if (ready.code !== 0) throw new Error(`volume or Docker did not come up: ${ready.stderr}`);
+    await plugVolumeAndWaitForDocker(vm, keys.admin.path);
     const dockerReadyMs = Date.now() - vm.poweredOnAt;
     const loadStarted = Date.now();
     const load = await loadStandInImages(vm, keys.admin.path);

@@ -109,6 +109,19 @@ export async function startHardenedServer(keys: Keys, imageDir: string, imagesTa
   });
 }
 
+/** Plug the blank volume in and wait until it is mounted and Docker (which waits for it) runs. */
+export async function plugVolumeAndWaitForDocker(vm: Vm, adminKeyPath: string): Promise<void> {
+  await vm.attachVolume();
+  const ready = await vm.ssh(
+    "admin",
+    "admin",
+    adminKeyPath,
+    "until mountpoint -q /srv/data && systemctl is-active -q docker; do sleep 2; done",
+    { timeoutMs: 15 * 60_000 },
+  );
+  if (ready.code !== 0) throw new Error(`volume or Docker did not come up: ${ready.stderr}`);
+}
+
 /** What the audit twin measured. */
 export interface TwinAudit {
   index: number;
@@ -132,15 +145,7 @@ export async function auditTwin(keys: Keys, imageDir: string): Promise<TwinAudit
     if (!/^status: done$/m.test(boot.cloudInit.stdout) || boot.cloudInit.code !== 0) {
       throw new Error(`the audit twin: cloud-init did not finish cleanly:\n${boot.cloudInit.stdout}`);
     }
-    await twin.attachVolume();
-    const ready = await twin.ssh(
-      "admin",
-      "admin",
-      keys.admin.path,
-      "until mountpoint -q /srv/data && systemctl is-active -q docker; do sleep 2; done",
-      { timeoutMs: 15 * 60_000 },
-    );
-    if (ready.code !== 0) throw new Error(`the audit twin: volume or Docker did not come up: ${ready.stderr}`);
+    await plugVolumeAndWaitForDocker(twin, keys.admin.path);
     const started = Date.now();
     const { index } = await lynisIndex(twin, keys.admin.path);
     return { index, cloudInitMs: boot.cloudInitMs, auditMs: Date.now() - started };
