@@ -288,7 +288,8 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unknown>): s
     return issue.keys
       .map((k) => {
         const near = known.find((key) => key.toLowerCase() === k.toLowerCase() || editDistance(key, k) <= 2);
-        return `${name(k)}: unknown key${near ? ` (did you mean ${name(near)}?)` : ""}; known keys: ${known.join(", ")}`;
+        const list = known.length > 0 ? `; known keys: ${known.join(", ")}` : "";
+        return `${name(k)}: unknown key${near ? ` (did you mean ${name(near)}?)` : ""}${list}`;
       })
       .join("\n  - ");
   }
@@ -326,7 +327,13 @@ function knownKeysAt(path: readonly PropertyKey[]): string[] | undefined {
     if (schema === undefined) return undefined;
   }
   schema = unwrapOptional(schema);
-  return schema instanceof z.ZodObject ? Object.keys(schema.shape) : undefined;
+  if (schema instanceof z.ZodObject) return Object.keys(schema.shape);
+  // A union of objects (a service's healthCheck: {path} or {command}) takes the keys of each.
+  if (schema instanceof z.ZodUnion) {
+    const keys = schema.options.flatMap((o) => (o instanceof z.ZodObject ? Object.keys(o.shape) : []));
+    return keys.length > 0 ? [...new Set(keys)] : undefined;
+  }
+  return undefined;
 }
 
 function unwrapOptional(schema: z.core.$ZodType): z.core.$ZodType {

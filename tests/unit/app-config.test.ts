@@ -47,6 +47,14 @@ describe("app stack config", () => {
     );
   });
 
+  it("names a misspelled key in a service's health check with the keys a health check takes", () => {
+    const services = prod().services as Record<string, unknown>[];
+    const broken = [{ ...services[0], healthCheck: { path: "/health", pth: "/x" } }, ...services.slice(1)];
+    expect(problemsOf({ ...prod(), services: broken })).toMatch(
+      "webstack:services[0].healthCheck.pth: unknown key (did you mean webstack:services[0].healthCheck.path?); known keys: path, command",
+    );
+  });
+
   it("refuses a deploy wait shorter than three health check intervals", () => {
     const values = { ...prod(), healthChecks: { intervalSeconds: 120 }, deployWaitSeconds: 300 };
     expect(problemsOf(values)).toMatch(
