@@ -17,6 +17,7 @@ import {
   startHardenedServer,
   stockLynisIndex,
 } from "../tests/vm/scenario";
+import { phaseFigures } from "../tests/vm/boot-phases";
 import { appStackSteps, loadStandInImages, runAppStackSteps, standInImagesTarball } from "../tests/vm/stack";
 
 async function main(): Promise<void> {
@@ -26,13 +27,14 @@ async function main(): Promise<void> {
   const steps = await appStackSteps();
   const imageS = Math.round((Date.now() - t0) / 1000);
   if (!process.argv.includes("--cached-stock")) rmSync(join(imageDir, "stock-lynis.json"), { force: true });
-  const stock = stockLynisIndex(imageDir);
-  stock.catch(() => {});
 
   const keys = await makeKeys();
-  // As in the test: lynis audits a twin booted from the same user data, on the other core.
+  // As in the test: lynis audits a twin booted from the same user data, on the other core, then
+  // stock Debian, so that no more than two VMs share the two cores.
   const twin = auditTwin(keys, imageDir);
   twin.catch(() => {});
+  const stock = twin.then(() => stockLynisIndex(imageDir));
+  stock.catch(() => {});
   const vm = await startHardenedServer(keys, imageDir, imagesTarball);
   try {
     const boot = await bootAndWait(vm, keys.admin.path);
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
       ["image and stand-in app images (build or cache hit), s", imageS],
       ["power-on to SSH login, s", Math.round(boot.sshMs / 1000)],
       ["power-on to cloud-init done, s", Math.round(boot.cloudInitMs / 1000)],
+      ...(boot.phases ? phaseFigures(boot.phases) : []),
       [
         "power-on to volume mounted + Docker active (volume plugged after cloud-init), s",
         Math.round(dockerReadyMs / 1000),

@@ -8,7 +8,9 @@
 #   - the app stack's tools: a Docker engine (docker.io, iptables), Compose v2 (trixie's
 #     docker-compose .deb as a CLI plugin; bookworm's is the v1 Python tool) and caddy
 #   - in the same chroot, trixie's ssh-audit 3.x (bookworm's 2.5 predates OpenSSH 10's algorithms)
-#   - qemu, qemu-img and cloud-localds for the VM test (tests/vm/)
+#   - qemu, qemu-img and cloud-localds for the VM test (tests/vm/), apt-cacher-ng for the apt
+#     proxy its VMs install through (tests/vm/apt-proxy.sh), busybox-static for the listeners
+#     its port probes publish
 set -euo pipefail
 
 cache="${WEBSTACK_CACHE:-/var/cache/webstack}"
@@ -29,7 +31,7 @@ need_pkg() {
   DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy qemu-system-x86 qemu-utils cloud-image-utils
+need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy qemu-system-x86 qemu-utils cloud-image-utils apt-cacher-ng busybox-static
 
 # Compose v2 from Debian 13: fetched with a separate APT_CONFIG that lists trixie, so this
 # machine's own sources stay as they are; unpacked, not installed (its Depends name trixie's

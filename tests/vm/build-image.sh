@@ -5,7 +5,10 @@
 #
 # The image is cached under $WEBSTACK_CACHE/vm/image-<key>, where the key hashes this script: a
 # changed package list or setup step builds a new image (about 75 s of debootstrap), an unchanged
-# one is reused. Runs as root; needs debootstrap and e2fsprogs (mkfs.ext4 -d, no loop mounts).
+# one is reused for up to a week, so that first boot, like a boot from Hetzner's regularly
+# refreshed image, has little to upgrade. Runs as root; needs debootstrap and e2fsprogs
+# (mkfs.ext4 -d, no loop mounts). Every download goes through the caching apt proxy
+# (apt-proxy.sh), and so does the image's own apt once it boots.
 set -euo pipefail
 
 suite=trixie
@@ -21,14 +24,21 @@ packages=(
   curl wget gnupg less locales cron logrotate
 )
 root_size=12G
+max_age_days=7
+here="$(cd "$(dirname "$0")" && pwd)"
+proxy_port=3149 # apt-proxy.sh's port, baked into the image
 
 cache_root="${WEBSTACK_CACHE:-/var/cache/webstack}/vm"
 key="$(sha256sum "$0" | cut -c1-16)"
 dir="$cache_root/image-$key"
-if [ -f "$dir/.complete" ]; then
+# The image's apt needs the proxy, whether the image is built now or was cached.
+bash "$here/apt-proxy.sh" >&2
+if [ -n "$(find "$dir/.complete" -mtime -"$max_age_days" 2>/dev/null)" ]; then
   echo "$dir"
   exit 0
 fi
+
+export http_proxy="http://127.0.0.1:$proxy_port"
 
 echo "build-image: building a Debian 13 image in $dir (debootstrap, about 75 s)" >&2
 rm -rf "$dir"
@@ -57,12 +67,21 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 
+# The image's apt fetches through the same proxy, which the VM reaches at qemu's host address.
+# On Hetzner this is the data centre's own mirror; here it takes the mirror's speed out of the
+# boot time, and a second run on this machine downloads no package again.
+cat >"$rootfs/etc/apt/apt.conf.d/01test-mirror-proxy" <<EOF
+// The test VM's stand-in for a nearby mirror: the host's caching proxy (tests/vm/apt-proxy.sh).
+Acquire::http::Proxy "http://10.0.2.2:$proxy_port";
+EOF
+
 # Up to date like Hetzner's regularly refreshed images: debootstrap takes only the release, and
 # upgrading a kernel at first boot would cost many minutes of initramfs under TCG. full-upgrade:
 # a kernel update is a new package, which plain upgrade holds back.
 mount -t proc proc "$rootfs/proc"
 trap 'umount "$rootfs/proc" 2>/dev/null || true' EXIT
-if ! { chroot "$rootfs" apt-get update -qq && DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get full-upgrade -y -qq; } >>"$dir/debootstrap.log" 2>&1; then
+host_apt=(-o "Acquire::http::Proxy=$http_proxy")
+if ! { chroot "$rootfs" apt-get "${host_apt[@]}" update -qq && DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get "${host_apt[@]}" full-upgrade -y -qq; } >>"$dir/debootstrap.log" 2>&1; then
   tail -30 "$dir/debootstrap.log" >&2
   exit 1
 fi
