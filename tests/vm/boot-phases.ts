@@ -141,7 +141,7 @@ export function bootPhases(
   logs: { unitBlame: string; blame: string; aptHistory: string; dpkgLog: string },
   bootMs: number,
 ): BootPhases {
-  const runs = parseAptHistory(logs.aptHistory).filter((r) => r.startMs >= 0);
+  const runs = parseAptHistory(logs.aptHistory).filter((r) => r.startMs >= bootMs);
   return {
     units: parseUnitBlame(logs.unitBlame),
     modules: parseBlame(logs.blame),
