@@ -158,8 +158,9 @@ async function whatCloudInitIsDoing(vm: Vm, keyPath: string): Promise<string> {
 }
 
 /** The logs `bootPhases` reads, fetched from the guest in one SSH session. */
-async function readBootPhases(vm: Vm, keyPath: string): Promise<BootPhases | undefined> {
-  const separator = "=====8<=====";
+export async function readBootPhases(vm: Vm, keyPath: string): Promise<BootPhases | undefined> {
+  // Plain characters only: the line is part of a shell command.
+  const separator = "----webstack-boot-phases----";
   const r = await vm.ssh(
     "admin",
     "admin",

@@ -429,7 +429,7 @@ describe("the rest of the hardening", () => {
   });
 });
 
-describe("after a reboot", () => {
+describe.runIf(FULL)("after a reboot", () => {
   test(
     "the volume is mounted again and Docker runs",
     async () => {
@@ -445,7 +445,7 @@ describe("after a reboot", () => {
     25 * MIN,
   );
 
-  test.runIf(FULL)(
+  test(
     "the app stack comes back healthy by itself, with its data",
     async () => {
       const started = Date.now();
