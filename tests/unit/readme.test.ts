@@ -20,9 +20,10 @@ describe("README.md", () => {
     expect(firstBlock).toContain("npm ci && npm test");
   });
 
-  it("names the command that .ci/run runs", () => {
-    expect(readFileSync(`${README.replace("README.md", "")}.ci/run`, "utf8")).toMatch(
-      /^npm ci --no-audit --no-fund\nnpm test$/m,
-    );
+  it("names the commands that .ci/run runs: the test command and the VM audit's host part", () => {
+    const ci = readFileSync(`${README.replace("README.md", "")}.ci/run`, "utf8");
+    const npmCommands = [...ci.matchAll(/^(?:setsid -w )?npm (ci|test|run [\w:]+)\b/gm)].map((m) => m[1]);
+    expect(npmCommands).toEqual(["ci", "run test:vm:host", "test"]);
+    expect(readFileSync(README, "utf8")).toContain("npm ci && npm run test:vm:host");
   });
 });
