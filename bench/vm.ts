@@ -7,6 +7,7 @@
  */
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { phaseFigures } from "../tests/vm/boot-phases";
 import {
   auditTwin,
   bootAndWait,
@@ -17,7 +18,6 @@ import {
   startHardenedServer,
   stockLynisIndex,
 } from "../tests/vm/scenario";
-import { phaseFigures } from "../tests/vm/boot-phases";
 import { appStackSteps, loadStandInImages, runAppStackSteps, standInImagesTarball } from "../tests/vm/stack";
 
 async function main(): Promise<void> {
