@@ -8,10 +8,11 @@ import { Backups } from "./components/backups";
 import { ConfigError, loadStackConfig } from "./components/config";
 import { Edge } from "./components/edge";
 import { backupCredentialsSource } from "./components/edge-config";
-import { estimateMonthlyCost } from "./components/pricing";
 import { Server } from "./components/server";
 import { Storage } from "./components/storage";
-import { appDir } from "./compose/stack-files";
+import { estimateMonthlyCost } from "./model/pricing";
+import { appDir } from "./model/server";
+import { POSTGRES_SERVICE } from "./model/services";
 
 const config = loadStackConfig();
 const appSecrets = loadAppSecrets();
@@ -52,7 +53,6 @@ const storage = new Storage(config.prefix, {
 
 const appStack = new AppStack(`${config.prefix}-app`, {
   config,
-  dataDir: server.volumeMountPoint,
   host: server.ipv4,
   privateKey: server.deployPrivateKey,
   tunnelToken: edge.tunnelToken,
@@ -78,8 +78,8 @@ const backups = new Backups(
     uploadsDirs: config.backupUploadsDirs,
     database: config.postgres.database,
     databaseUser: config.postgres.user,
-    composeFile: `${appDir(server.volumeMountPoint)}/compose.yaml`,
-    postgresService: "postgres",
+    composeFile: `${appDir()}/compose.yaml`,
+    postgresService: POSTGRES_SERVICE,
     postgresImage: config.postgres.image,
     // The timers dump the app stack's Postgres: install them once the stack is up.
     dependsOn: [server.server, server.volumeAttachment, appStack],

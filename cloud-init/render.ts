@@ -10,6 +10,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { ADMIN_USER, DEPLOY_USER } from "../model/server";
 
 export interface CloudInitInput {
   /** Host name of the server, e.g. `shop-prod`. */
@@ -30,10 +31,6 @@ export interface CloudInitInput {
   /** HH:MM (UTC) at which unattended upgrades may reboot when a patch needs it. */
   readonly autoRebootTime: string;
 }
-
-/** Users who may log in over SSH; the sshd drop-in lists the same two names. */
-export const ADMIN_USER = "admin";
-export const DEPLOY_USER = "deploy";
 
 const FILES_DIR = join(__dirname, "files");
 

@@ -6,28 +6,14 @@
  * with PostGIS comes from `imresamu/postgis` (same layout and entrypoint as the official image).
  */
 import { z } from "zod";
-
-/** Compose service names the stack itself uses; user services may not take them. */
-export const RESERVED_SERVICE_NAMES = ["postgres", "redis", "caddy", "cloudflared", "migrate"] as const;
+import { STACK_ENV_NAMES } from "../model/env";
+import { RESERVED_SERVICE_NAMES } from "../model/services";
 
 /** The namespace of app secrets: `pulumi config set --secret secrets:JWT_SECRET …`. */
 export const APP_SECRET_NAMESPACE = "secrets";
 
 const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
-/** Variables the stack sets itself for every app service (database and Redis connection). */
-export const STACK_ENV_NAMES = [
-  "DATABASE_URL",
-  "PGHOST",
-  "PGPORT",
-  "PGUSER",
-  "PGPASSWORD",
-  "PGDATABASE",
-  "REDIS_URL",
-  "REDIS_HOST",
-  "REDIS_PORT",
-  "REDIS_PASSWORD",
-] as const;
 
 /**
  * An image reference pinned by tag or digest: `ghcr.io/acme/api:1.4.2` or `ghcr.io/acme/api@sha256:…`.

@@ -17,19 +17,15 @@ import * as command from "@pulumi/command";
 import type * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { STACK_ENV_FILE_KEYS, TUNNEL_TOKEN_KEY } from "../compose/compose";
 import { renderDotenv } from "../compose/dotenv";
-import { type AppStackConfig, appDir, renderStackFiles } from "../compose/stack-files";
+import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
+import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
+import { appDir, DEPLOY_USER } from "../model/server";
 import { appSecretNames } from "./app-config";
-
-/** The user cloud-init creates for deployments (docker group, passwordless sudo). */
-export const DEPLOY_USER = "deploy";
 
 export interface AppStackArgs {
   /** The resolved stack config (services, routes, tier, images). */
   config: AppStackConfig;
-  /** Where the data volume is mounted on the server. @default "/srv/data" */
-  dataDir: string;
   /** Address the deploy commands connect to. */
   host: pulumi.Input<string>;
   /** Private half of the deploy key (OpenSSH format). Secret. */
@@ -64,8 +60,8 @@ export class AppStack extends pulumi.ComponentResource {
     const missing = appSecretNames(config.services).filter((n) => !(n in args.appSecrets));
     if (missing.length > 0) throw new Error(`AppStack: no value for the app secrets ${missing.join(", ")}`);
 
-    const { files, contentHash } = renderStackFiles(config, args.dataDir);
-    const app = appDir(args.dataDir);
+    const { files, contentHash } = renderStackFiles(config);
+    const app = appDir();
     const releaseDir = `${app}/releases/${contentHash.slice(0, 16)}`;
     const connection = {
       host: args.host,
@@ -112,8 +108,8 @@ export class AppStack extends pulumi.ComponentResource {
 
     function dotenvText(): pulumi.Output<string> {
       const values: Record<string, pulumi.Input<string>> = {
-        [STACK_ENV_FILE_KEYS[0]]: passwords.postgres.result,
-        [STACK_ENV_FILE_KEYS[1]]: passwords.redis.result,
+        [POSTGRES_PASSWORD_KEY]: passwords.postgres.result,
+        [REDIS_PASSWORD_KEY]: passwords.redis.result,
         ...args.appSecrets,
       };
       if (config.exposure === "tunnel") values[TUNNEL_TOKEN_KEY] = args.tunnelToken!;

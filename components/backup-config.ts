@@ -3,6 +3,7 @@
  * server's keys. Each is documented where it is declared, with its default.
  */
 import { z } from "zod";
+import { DATA_DIR } from "../model/server";
 
 /** An age X25519 recipient: "age1" and 58 bech32 characters. */
 const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
@@ -63,8 +64,8 @@ export const backupConfigFields = {
    */
   backupUploadsDirs: z
     .array(
-      z.string().regex(/^\/srv\/data\/[A-Za-z0-9._/-]+$/, {
-        message: "must be an absolute path under /srv/data (letters, digits, '.', '_', '-', '/')",
+      z.string().regex(new RegExp(`^${DATA_DIR}/[A-Za-z0-9._/-]+$`), {
+        message: `must be an absolute path under ${DATA_DIR} (letters, digits, '.', '_', '-', '/')`,
       }),
     )
     .default([]),

@@ -22,6 +22,8 @@ import {
   type ServerFile,
   sha256,
 } from "../compose/backup/render";
+import { appDir, DEPLOY_USER } from "../model/server";
+import { POSTGRES_SERVICE } from "../model/services";
 
 export interface BackupsArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -82,7 +84,7 @@ export class Backups extends pulumi.ComponentResource {
     const parent = { parent: this };
     const connection = {
       host: args.connection.host,
-      user: args.connection.user ?? "deploy",
+      user: args.connection.user ?? DEPLOY_USER,
       privateKey: pulumi.secret(args.connection.privateKey),
     };
 
@@ -139,8 +141,8 @@ export class Backups extends pulumi.ComponentResource {
     }
 
     function installEnvFile(after: pulumi.Resource[]): command.remote.Command {
-      const composeFile = args.composeFile ?? "/srv/data/app/compose.yaml";
-      const service = args.postgresService ?? "postgres";
+      const composeFile = args.composeFile ?? `${appDir()}/compose.yaml`;
+      const service = args.postgresService ?? POSTGRES_SERVICE;
       const content = pulumi
         .all([
           args.endpoint,

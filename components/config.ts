@@ -10,16 +10,13 @@ import * as pulumi from "@pulumi/pulumi";
 import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
 import { z } from "zod";
+import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "../model/tiers";
 import { appConfigFields, appCrossChecks } from "./app-config";
 import { backupConfigFields } from "./backup-config";
 import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks, plaintextSecretProblems } from "./edge-config";
-import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, type Tier, X86_SERVER_TYPE } from "./tiers";
 
 /** The Pulumi project name, which is also the config namespace (`webstack:tier`). */
 export const PROJECT = "webstack";
-
-/** Where the Hetzner Volume is mounted; every piece of state lives below it. */
-export const DATA_MOUNT_POINT = "/srv/data";
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 /** Hetzner label keys/values: at most 63 characters of [a-zA-Z0-9._-], alphanumeric at both ends. */

@@ -8,10 +8,10 @@
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { ADMIN_USER, renderCloudInit } from "../cloud-init/render";
-import { DATA_MOUNT_POINT } from "./config";
-import { estimateMonthlyCost } from "./pricing";
-import type { Tier } from "./tiers";
+import { renderCloudInit } from "../cloud-init/render";
+import { estimateMonthlyCost } from "../model/pricing";
+import { ADMIN_USER, DATA_DIR } from "../model/server";
+import type { Tier } from "../model/tiers";
 
 export interface ServerArgs {
   /**
@@ -110,7 +110,7 @@ export class Server extends pulumi.ComponentResource {
     this.ipv4 = ipv4.ipAddress;
     this.ipv6 = server.ipv6Address;
     this.volumeDevice = volume.linuxDevice;
-    this.volumeMountPoint = DATA_MOUNT_POINT;
+    this.volumeMountPoint = DATA_DIR;
     this.sshCommand = pulumi.interpolate`ssh ${ADMIN_USER}@${ipv4.ipAddress}`;
     this.deployPrivateKey = pulumi.secret(deployKey.privateKeyOpenssh);
     this.deployPublicKey = deployKey.publicKeyOpenssh;

@@ -8,8 +8,8 @@
 import { createHash } from "node:crypto";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
+import { BACKUP_RETENTION } from "../model/backups";
 import type { BackupCredentialsSource } from "./edge-config";
-import { BACKUP_RETENTION } from "./topology";
 
 export interface StorageArgs {
   /**

@@ -10,7 +10,7 @@
  */
 import type { AppService } from "../components/app-config";
 import type { Route } from "../components/config";
-import { CADDY_INTERNAL_PORT } from "../components/topology";
+import { CADDY_INTERNAL_PORT } from "../model/services";
 
 /** Where the Caddy container sees the uploads directory (read-only). */
 export const CADDY_UPLOADS_DIR = "/srv/uploads";

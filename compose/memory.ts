@@ -3,7 +3,8 @@
  * Redis settings that must fit inside those limits. Pure functions of the tier and the services.
  */
 import type { AppService } from "../components/app-config";
-import type { Tier } from "../components/tiers";
+import { CADDY_SERVICE, CLOUDFLARED_SERVICE, POSTGRES_SERVICE, REDIS_SERVICE } from "../model/services";
+import type { Tier } from "../model/tiers";
 
 /** Caddy's part of the proxy budget; cloudflared gets the rest (it needs ~40 MiB at rest). */
 const CADDY_SHARE_OF_PROXY = 0.6;
@@ -37,8 +38,12 @@ export class MemoryBudgetError extends Error {
 export function planMemory(tier: Tier, services: readonly AppService[], withCloudflared: boolean): MemoryPlan {
   const m = tier.memory;
   const caddyMb = withCloudflared ? Math.floor(m.proxyMb * CADDY_SHARE_OF_PROXY) : m.proxyMb;
-  const limits: Record<string, number> = { postgres: m.postgresMb, redis: m.redisMb, caddy: caddyMb };
-  if (withCloudflared) limits.cloudflared = m.proxyMb - caddyMb;
+  const limits: Record<string, number> = {
+    [POSTGRES_SERVICE]: m.postgresMb,
+    [REDIS_SERVICE]: m.redisMb,
+    [CADDY_SERVICE]: caddyMb,
+  };
+  if (withCloudflared) limits[CLOUDFLARED_SERVICE] = m.proxyMb - caddyMb;
 
   const fixedMb = services.reduce((sum, s) => sum + (s.memoryMb ?? 0) * s.replicas, 0);
   const shared = services.filter((s) => s.memoryMb === undefined);

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StackConfig } from "../components/config";
+import { DATA_DIR } from "../model/server";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 import { planMemory } from "./memory";
@@ -14,11 +15,6 @@ import { planMemory } from "./memory";
 /** The server-side scripts, shipped as they are in `compose/scripts/`. */
 export const DEPLOY_SCRIPTS = ["deploy.sh"] as const;
 export const SCRIPTS_DIR = join(__dirname, "scripts");
-
-/** Where the stack lives on the server: on the data volume, so a rebuilt server finds it. */
-export function appDir(dataDir: string): string {
-  return `${dataDir}/app`;
-}
 
 export type AppStackConfig = Pick<
   StackConfig,
@@ -43,8 +39,11 @@ export interface StackFiles {
   readonly contentHash: string;
 }
 
-/** Render the compose file and Caddyfile and read the deploy scripts. */
-export function renderStackFiles(config: AppStackConfig, dataDir: string): StackFiles {
+/**
+ * Render the compose file and Caddyfile and read the deploy scripts. `dataDir` is the server's
+ * data directory; only the Docker end-to-end test renders into another.
+ */
+export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_DIR): StackFiles {
   const caddyfile = renderCaddyfile({
     exposure: config.exposure,
     routes: config.routes,

@@ -9,7 +9,7 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConfigError, rawConfigFromPulumi, resolveConfig } from "../components/config";
-import { formatCost } from "../components/pricing";
+import { formatCost } from "../model/pricing";
 import { stackDiagram } from "./diagram";
 import {
   type EngineConfig,

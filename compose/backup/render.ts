@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ini from "ini";
-import { BACKUP_RETENTION } from "../../components/topology";
+import { BACKUP_RETENTION } from "../../model/backups";
+import { DATA_DIR } from "../../model/server";
 
 /** Where things live on the server. */
 export const BACKUP_PATHS = {
@@ -18,7 +19,7 @@ export const BACKUP_PATHS = {
   envFile: "/etc/webstack/backup/backup.env",
   recipientsFile: "/etc/webstack/backup/recipients.txt",
   /** On the data volume, so that a rebuilt server keeps the key older backups were encrypted to. */
-  drillIdentityFile: "/srv/data/backup/drill-identity.txt",
+  drillIdentityFile: `${DATA_DIR}/backup/drill-identity.txt`,
   unitDir: "/etc/systemd/system",
 } as const;
 

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { resolveConfig } from "../../components/config";
 import { Edge, pathPrefixRegex } from "../../components/edge";
 import { Storage, s3SecretFromTokenValue } from "../../components/storage";
-import { BACKUP_RETENTION } from "../../components/topology";
+import { BACKUP_RETENTION } from "../../model/backups";
 import {
   type ProgramRun,
   type RecordedResource,

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import type { StackConfig } from "../../components/config";
-import { TIER_NAMES, TIERS } from "../../components/tiers";
 import { quoteDotenvValue, renderDotenv } from "../../compose/dotenv";
 import { MemoryBudgetError, planMemory, postgresTuning, redisTuning } from "../../compose/memory";
 import { renderStackFiles } from "../../compose/stack-files";
+import { TIER_NAMES, TIERS } from "../../model/tiers";
 import { exampleNames, resolveExample } from "../support/stack-configs";
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed compose YAML is free-form

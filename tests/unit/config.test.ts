@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ConfigError, cidrProblem, resolveConfig, sshPublicKeyProblem } from "../../components/config";
-import { TIERS } from "../../components/tiers";
+import { TIERS } from "../../model/tiers";
 import { stackValues } from "../support/fixtures";
 
 const prod = () => stackValues("prod");

@@ -23,7 +23,8 @@ import {
   s3SecretFromTokenValue,
   uploadsCorsRules,
 } from "../../components/storage";
-import { BACKUP_RETENTION, CADDY_INTERNAL_URL } from "../../components/topology";
+import { BACKUP_RETENTION } from "../../model/backups";
+import { CADDY_INTERNAL_URL } from "../../model/services";
 
 const route = (hostname: string, service: string, path?: string): Route => ({
   hostname,
