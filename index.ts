@@ -2,20 +2,17 @@
  * The program `pulumi up` runs: config → components → stack outputs. Nothing else lives here.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { APP_SECRET_NAMESPACE, appSecretNames, appSecretProblems } from "./components/app-config";
 import { AppStack } from "./components/app-stack";
 import { Backups } from "./components/backups";
-import { ConfigError, loadStackConfig } from "./components/config";
 import { Edge } from "./components/edge";
-import { backupCredentialsSource } from "./components/edge-config";
 import { Server } from "./components/server";
-import { Storage } from "./components/storage";
+import { backupCredentialsSource, Storage } from "./components/storage";
+import { loadConfig } from "./config/load";
 import { estimateMonthlyCost } from "./model/pricing";
 import { appDir } from "./model/server";
 import { POSTGRES_SERVICE } from "./model/services";
 
-const config = loadStackConfig();
-const appSecrets = loadAppSecrets();
+const { config, appSecrets } = loadConfig();
 
 const server = new Server(config.prefix, {
   prefix: config.prefix,
@@ -104,19 +101,6 @@ export const uploadsBucket = storage.uploadsBucketName;
 export const backupsBucket = storage.backupsBucketName;
 export const s3Endpoint = storage.s3Endpoint;
 export const appReleaseHash = appStack.contentHash;
-
-/** The app secrets the services name, read as secrets; a missing or plaintext one fails here, before any resource. */
-function loadAppSecrets(): Record<string, pulumi.Output<string>> {
-  const all = pulumi.runtime.allConfig();
-  // biome-ignore lint/suspicious/noExplicitAny: isConfigSecret is an internal, untyped runtime function
-  const runtime = pulumi.runtime as any;
-  const isSecret = (key: string): boolean =>
-    typeof runtime.isConfigSecret === "function" ? runtime.isConfigSecret(key) : true;
-  const problems = appSecretProblems(config.services, all, isSecret);
-  if (problems.length > 0) throw new ConfigError(pulumi.getStack(), problems);
-  const secrets = new pulumi.Config(APP_SECRET_NAMESPACE);
-  return Object.fromEntries(appSecretNames(config.services).map((name) => [name, secrets.requireSecret(name)]));
-}
 
 /** Public key of the restore drill's own age identity (generated on the server; not an operator key). */
 export const backupDrillRecipient = backups.drillRecipient;

@@ -4,8 +4,9 @@
  *
  *   npx tsx bench/memory-budgets.ts [stack]     (default: prod)
  */
-import { resolveConfig } from "../components/config";
+
 import { planMemory, postgresTuning, redisTuning } from "../compose/memory";
+import { resolveConfig } from "../config/resolve";
 import { TIER_NAMES, TIERS } from "../model/tiers";
 import { readStackFile } from "../scripts/mock-engine";
 

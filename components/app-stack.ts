@@ -19,9 +19,9 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { renderDotenv } from "../compose/dotenv";
 import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
+import { appSecretNames } from "../config/app";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import { appDir, DEPLOY_USER } from "../model/server";
-import { appSecretNames } from "./app-config";
 
 export interface AppStackArgs {
   /** The resolved stack config (services, routes, tier, images). */

@@ -8,8 +8,8 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
+import type { Route } from "../config/server";
 import { CADDY_INTERNAL_URL } from "../model/services";
-import type { Route } from "./config";
 
 export interface EdgeArgs {
   /**

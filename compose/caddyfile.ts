@@ -8,8 +8,8 @@
  * 80 only, publishing nothing. Direct mode: sites are bare hostnames, so Caddy gets certificates
  * itself (ACME) and redirects HTTP to HTTPS.
  */
-import type { AppService } from "../components/app-config";
-import type { Route } from "../components/config";
+import type { AppService } from "../config/app";
+import type { Route } from "../config/server";
 import { CADDY_INTERNAL_PORT } from "../model/services";
 
 /** Where the Caddy container sees the uploads directory (read-only). */

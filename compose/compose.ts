@@ -14,7 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
-import type { AppService } from "../components/app-config";
+import type { AppService } from "../config/app";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import {
   CADDY_INTERNAL_PORT,

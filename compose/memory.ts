@@ -2,7 +2,7 @@
  * Memory: the tier's budgets turned into a limit per compose service, and into the Postgres and
  * Redis settings that must fit inside those limits. Pure functions of the tier and the services.
  */
-import type { AppService } from "../components/app-config";
+import type { AppService } from "../config/app";
 import { CADDY_SERVICE, CLOUDFLARED_SERVICE, POSTGRES_SERVICE, REDIS_SERVICE } from "../model/services";
 import type { Tier } from "../model/tiers";
 

@@ -5,7 +5,7 @@
  * other artifacts; the README shows prod's.
  */
 import { parse } from "yaml";
-import type { StackConfig } from "../components/config";
+import type { StackConfig } from "../config/resolve";
 import { DATA_DIR } from "../model/server";
 import type { ProgramRun, RecordedResource } from "./mock-engine";
 

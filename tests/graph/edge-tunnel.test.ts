@@ -4,9 +4,9 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import { resolveConfig } from "../../components/config";
 import { Edge, pathPrefixRegex } from "../../components/edge";
 import { Storage, s3SecretFromTokenValue } from "../../components/storage";
+import { resolveConfig } from "../../config/resolve";
 import { BACKUP_RETENTION } from "../../model/backups";
 import {
   type ProgramRun,

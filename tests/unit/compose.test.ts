@@ -1,9 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import type { StackConfig } from "../../components/config";
 import { quoteDotenvValue, renderDotenv } from "../../compose/dotenv";
 import { MemoryBudgetError, planMemory, postgresTuning, redisTuning } from "../../compose/memory";
 import { renderStackFiles } from "../../compose/stack-files";
+import type { StackConfig } from "../../config/resolve";
 import { TIER_NAMES, TIERS } from "../../model/tiers";
 import { exampleNames, resolveExample } from "../support/stack-configs";
 

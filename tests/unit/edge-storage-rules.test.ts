@@ -4,7 +4,6 @@
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { Route } from "../../components/config";
 import {
   CATCH_ALL_SERVICE,
   pathPrefixRegex,
@@ -23,6 +22,7 @@ import {
   s3SecretFromTokenValue,
   uploadsCorsRules,
 } from "../../components/storage";
+import type { Route } from "../../config/server";
 import { BACKUP_RETENTION } from "../../model/backups";
 import { CADDY_INTERNAL_URL } from "../../model/services";
 

@@ -8,9 +8,8 @@
 import { z } from "zod";
 import { STACK_ENV_NAMES } from "../model/env";
 import { RESERVED_SERVICE_NAMES } from "../model/services";
-
-/** The namespace of app secrets: `pulumi config set --secret secrets:JWT_SECRET …`. */
-export const APP_SECRET_NAMESPACE = "secrets";
+import { APP_SECRET_NAMESPACE } from "./namespaces";
+import type { CrossCheck, Problem } from "./problems";
 
 const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
@@ -217,11 +216,6 @@ export const appConfigFields = {
     .default({ caddyImage: "caddy:2.10-alpine", cloudflaredImage: "cloudflare/cloudflared:2025.8.1" }),
 };
 
-interface Problem {
-  readonly path: (string | number)[];
-  readonly message: string;
-}
-
 type Loose = Record<string, unknown>;
 const isObject = (v: unknown): v is Loose => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -230,7 +224,7 @@ const isObject = (v: unknown): v is Loose => v !== null && typeof v === "object"
  * and not the stack's own, the migration and uploads name existing services, workers alone scale.
  * Like the foundation's checks they look only at values of the right shape.
  */
-export const appCrossChecks: ((raw: Loose) => Problem[])[] = [
+export const appCrossChecks: CrossCheck[] = [
   function servicesAreWellFormed(raw) {
     if (!Array.isArray(raw.services)) return [];
     const problems: Problem[] = [];
