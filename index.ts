@@ -8,7 +8,6 @@ import { Edge } from "./components/edge";
 import { Server } from "./components/server";
 import { backupCredentialsSource, Storage } from "./components/storage";
 import { loadConfig } from "./config/load";
-import { estimateMonthlyCost } from "./model/pricing";
 import { appDir } from "./model/server";
 import { POSTGRES_SERVICE } from "./model/services";
 
@@ -24,6 +23,7 @@ const server = new Server(config.prefix, {
   volumeSizeGb: config.volumeSizeGb,
   hetznerBackups: config.hetznerBackups,
   exposure: config.exposure,
+  publicWebPorts: config.publicWebPorts,
   autoRebootTime: config.autoRebootTime,
   labels: config.labels,
 });
@@ -33,6 +33,8 @@ const edge = new Edge(config.prefix, {
   accountId: config.cloudflareAccountId,
   domain: config.domain,
   routes: config.routes,
+  hostnames: config.hostnames,
+  routesInMatchOrder: config.routesInMatchOrder,
   exposure: config.exposure,
   manageZoneSettings: config.manageZoneSettings,
   ipv4: server.ipv4,
@@ -84,14 +86,12 @@ const backups = new Backups(
   {},
 );
 
-const cost = estimateMonthlyCost(config);
-
 export const ipv4 = server.ipv4;
 export const ipv6 = server.ipv6;
 export const sshCommand = server.sshCommand;
 export const volumeMountPoint = server.volumeMountPoint;
 export const tier = { name: config.tier.name, serverType: config.tier.serverType };
-export const monthlyCostEstimate = cost;
+export const monthlyCostEstimate = config.monthlyCost;
 /** For `pulumi stack output --show-secrets deployPrivateKey` when an operator must act as `deploy`. */
 export const deployPrivateKey = pulumi.secret(server.deployPrivateKey);
 export const routeUrls = edge.routeUrls;

@@ -5,7 +5,7 @@
  *   npx tsx bench/memory-budgets.ts [stack]     (default: prod)
  */
 
-import { planMemory, postgresTuning, redisTuning } from "../compose/memory";
+import { planMemory, postgresTuning, redisTuning } from "../config/memory";
 import { resolveConfig } from "../config/resolve";
 import { TIER_NAMES, TIERS } from "../model/tiers";
 import { readStackFile } from "../scripts/mock-engine";

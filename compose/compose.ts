@@ -15,7 +15,9 @@
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import type { AppService } from "../config/app";
+import type { StackMemory } from "../config/memory";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
+import type { PublicPort } from "../model/ports";
 import {
   CADDY_INTERNAL_PORT,
   CADDY_SERVICE,
@@ -27,7 +29,6 @@ import {
   REDIS_SERVICE,
 } from "../model/services";
 import { CADDY_ADMIN, CADDY_UPLOADS_DIR } from "./caddyfile";
-import { type MemoryPlan, postgresTuning, redisTuning } from "./memory";
 
 /** Where cloudflared serves /ready inside its container (its health check asks it). */
 const CLOUDFLARED_METRICS = "127.0.0.1:60123";
@@ -49,8 +50,10 @@ export interface ComposeInput {
   readonly proxy: { readonly caddyImage: string; readonly cloudflaredImage: string };
   /** Where the data volume is mounted on the server (`/srv/data`). */
   readonly dataDir: string;
-  /** The container memory limits (see planMemory). */
-  readonly memory: MemoryPlan;
+  /** The container memory limits and the Postgres and Redis settings (see stackMemory). */
+  readonly memory: StackMemory;
+  /** The ports Caddy publishes: the web ports of direct mode, none with the tunnel. */
+  readonly publicWebPorts: readonly PublicPort[];
   /** The Caddyfile text: its hash labels the Caddy container, so a new Caddyfile recreates it. */
   readonly caddyfile: string;
   /** Health check timing for every container; each value left out keeps the service's own. */
@@ -140,7 +143,7 @@ function timing(input: ComposeInput, intervalS: number, startPeriodS: number) {
 
 function postgresService(input: ComposeInput): ComposeService {
   const pg = input.postgres;
-  const t = postgresTuning(input.memory.limitsMb[POSTGRES_SERVICE], pg.maxConnections);
+  const t = input.memory.postgres;
   const settings = [
     `shared_buffers=${t.sharedBuffersMb}MB`,
     `effective_cache_size=${t.effectiveCacheSizeMb}MB`,
@@ -175,7 +178,7 @@ function postgresService(input: ComposeInput): ComposeService {
 }
 
 function redisService(input: ComposeInput): ComposeService {
-  const t = redisTuning(input.memory.limitsMb[REDIS_SERVICE], input.redis.appendOnly, input.redis.evictionPolicy);
+  const t = input.memory.redis;
   const args = [
     "--appendonly",
     input.redis.appendOnly ? "yes" : "no",
@@ -298,6 +301,11 @@ function migrateService(input: ComposeInput): ComposeService {
   };
 }
 
+/** A port published on the host as the same port (`443:443`, `443:443/udp`). */
+function publishedPort({ port, protocol }: PublicPort): string {
+  return `${port}:${port}${protocol === "udp" ? "/udp" : ""}`;
+}
+
 function caddyService(input: ComposeInput): ComposeService {
   const tunnel = input.exposure === "tunnel";
   const caddyfileHash = createHash("sha256").update(input.caddyfile).digest("hex").slice(0, 16);
@@ -305,7 +313,7 @@ function caddyService(input: ComposeInput): ComposeService {
     image: input.proxy.caddyImage,
     restart: "unless-stopped",
     // Direct mode: the only published ports of the stack. Tunnel mode: none.
-    ...(tunnel ? {} : { ports: ["80:80", "443:443", "443:443/udp"] }),
+    ...(input.publicWebPorts.length > 0 ? { ports: input.publicWebPorts.map(publishedPort) } : {}),
     ...(tunnel ? { expose: [String(CADDY_INTERNAL_PORT)] } : {}),
     volumes: [
       "./Caddyfile:/etc/caddy/Caddyfile:ro",

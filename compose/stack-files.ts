@@ -10,7 +10,6 @@ import type { StackConfig } from "../config/resolve";
 import { DATA_DIR } from "../model/server";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
-import { planMemory } from "./memory";
 
 /** The server-side scripts, shipped as they are in `compose/scripts/`. */
 export const DEPLOY_SCRIPTS = ["deploy.sh"] as const;
@@ -20,8 +19,10 @@ export type AppStackConfig = Pick<
   StackConfig,
   | "appName"
   | "exposure"
-  | "tier"
-  | "routes"
+  | "hostnames"
+  | "routesInMatchOrder"
+  | "memory"
+  | "publicWebPorts"
   | "services"
   | "migration"
   | "uploads"
@@ -46,11 +47,11 @@ export interface StackFiles {
 export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_DIR): StackFiles {
   const caddyfile = renderCaddyfile({
     exposure: config.exposure,
-    routes: config.routes,
+    hostnames: config.hostnames,
+    routesInMatchOrder: config.routesInMatchOrder,
     services: config.services,
     uploadsPath: config.uploads?.path,
   });
-  const memory = planMemory(config.tier, config.services, config.exposure === "tunnel");
   const compose = renderCompose({
     project: config.appName,
     exposure: config.exposure,
@@ -61,7 +62,8 @@ export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_
     redis: config.redis,
     proxy: config.proxy,
     dataDir,
-    memory,
+    memory: config.memory,
+    publicWebPorts: config.publicWebPorts,
     caddyfile,
     healthChecks: config.healthChecks,
   });

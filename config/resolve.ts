@@ -4,12 +4,17 @@
  * before any resource is registered, with every problem of the config in one message that names
  * the key, the bad value and what is allowed.
  */
+import { type PublicPort, publicWebPorts } from "../model/ports";
+import { type CostEstimate, estimateMonthlyCost } from "../model/pricing";
 import type { Tier } from "../model/tiers";
 import { TIERS } from "../model/tiers";
 import { plaintextSecretProblems } from "./edge";
+import { type StackMemory, stackMemory } from "./memory";
 import { PROJECT } from "./namespaces";
 import { ConfigError, describeIssue, describeProblem } from "./problems";
+import { hostnamesOf, routesInMatchOrder } from "./routes";
 import { crossChecks, SECRET_CONFIG_KEYS, type StackConfigOutput, stackConfigSchema } from "./schema";
+import type { Route } from "./server";
 
 const messages = { schema: stackConfigSchema, secretKeys: SECRET_CONFIG_KEYS };
 
@@ -23,6 +28,14 @@ export interface StackConfig extends Omit<StackConfigOutput, "tier" | "labels"> 
   readonly labels: Readonly<Record<string, string>>;
   /** `<app>-<stack>`, the prefix of every resource name. */
   readonly prefix: string;
+  /** The routes in the order the tunnel and Caddy try them (see `routesInMatchOrder`). */
+  readonly routesInMatchOrder: readonly Route[];
+  /** Container memory limits and the Postgres and Redis settings inside them. */
+  readonly memory: StackMemory;
+  /** The web ports open to the world: none in tunnel mode, 80/443 in direct mode. */
+  readonly publicWebPorts: readonly PublicPort[];
+  /** What the Hetzner resources of the stack cost a month. */
+  readonly monthlyCost: CostEstimate;
 }
 
 /**
@@ -60,13 +73,18 @@ export function resolveConfig(
       return [l.slice(0, at), l.slice(at + 1)];
     }),
   );
+  const tier = TIERS[parsed.tier as keyof typeof TIERS];
   return {
     ...parsed,
     stack,
-    tier: TIERS[parsed.tier as keyof typeof TIERS],
+    tier,
     prefix: `${parsed.appName}-${stack}`,
-    hostnames: [...new Set(parsed.routes.map((r) => r.hostname))],
+    hostnames: hostnamesOf(parsed.routes),
     labels: { ...userLabels, app: parsed.appName, stack, "managed-by": "pulumi" },
+    routesInMatchOrder: routesInMatchOrder(parsed.routes),
+    memory: stackMemory({ ...parsed, tier }),
+    publicWebPorts: publicWebPorts(parsed.exposure),
+    monthlyCost: estimateMonthlyCost({ ...parsed, tier }),
   };
 }
 

@@ -187,6 +187,8 @@ describe("the components' secret outputs", () => {
       accountId: config.cloudflareAccountId,
       domain: config.domain,
       routes: config.routes,
+      hostnames: config.hostnames,
+      routesInMatchOrder: config.routesInMatchOrder,
       exposure: "tunnel",
       manageZoneSettings: false,
     });

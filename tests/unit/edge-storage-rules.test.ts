@@ -22,6 +22,7 @@ import {
   s3SecretFromTokenValue,
   uploadsCorsRules,
 } from "../../components/storage";
+import { routesInMatchOrder } from "../../config/routes";
 import type { Route } from "../../config/server";
 import { BACKUP_RETENTION } from "../../model/backups";
 import { CADDY_INTERNAL_URL } from "../../model/services";
@@ -40,7 +41,7 @@ describe("tunnel ingress rules", () => {
     route("app.example.com", "api", "/api"),
     route("app.example.com", "admin", "/api/admin"),
   ];
-  const rules = tunnelIngressRules(routes, CADDY_INTERNAL_URL);
+  const rules = tunnelIngressRules(routesInMatchOrder(routes), CADDY_INTERNAL_URL);
 
   it("has one rule per route plus the catch-all", () => {
     expect(rules).toHaveLength(routes.length + 1);
