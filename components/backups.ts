@@ -2,7 +2,7 @@
  * Backups: a systemd timer on the server dumps the app's database (pg_dump, directory format, in
  * parallel), encrypts it with age to the operators' public keys and streams it to the R2 backups
  * bucket; a weekly timer restores the latest backup into a throwaway PostgreSQL container to prove
- * it restores. The scripts live in compose/backup/ and are installed over SSH as the deploy user.
+ * it restores. The scripts live in backup/ and are installed over SSH as the deploy user.
  *
  * Secrets (the bucket credentials, the ping URL) reach the server only as the stdin of one SSH
  * command that writes /etc/webstack/backup/backup.env with mode 0600: never in a command line,
@@ -21,7 +21,7 @@ import {
   renderBackupEnv,
   type ServerFile,
   sha256,
-} from "../compose/backup/render";
+} from "../backup/render";
 import { appDir, DEPLOY_USER } from "../model/server";
 import { POSTGRES_SERVICE } from "../model/services";
 

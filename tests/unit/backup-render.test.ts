@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as ini from "ini";
 import { afterAll, describe, expect, it } from "vitest";
-import { BACKUP_PATHS, backupFiles, renderBackupEnv, renderTimer } from "../../compose/backup/render";
+import { BACKUP_PATHS, backupFiles, renderBackupEnv, renderTimer } from "../../backup/render";
 import { backupConfigFields } from "../../config/backups";
 import { resolveConfig } from "../../config/resolve";
 import { BACKUP_RETENTION } from "../../model/backups";

@@ -7,8 +7,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ini from "ini";
-import { BACKUP_RETENTION } from "../../model/backups";
-import { DATA_DIR } from "../../model/server";
+import { BACKUP_RETENTION } from "../model/backups";
+import { DATA_DIR } from "../model/server";
 
 /** Where things live on the server. */
 export const BACKUP_PATHS = {
@@ -26,7 +26,7 @@ export const BACKUP_PATHS = {
 export const BACKUP_UNIT = "webstack-backup";
 export const DRILL_UNIT = "webstack-restore-drill";
 
-/** The scripts and static units, by file name in compose/backup/. */
+/** The scripts and static units, by file name in backup/. */
 export const STATIC_FILES = [
   "lib.sh",
   "backup.sh",
@@ -37,7 +37,7 @@ export const STATIC_FILES = [
 ] as const;
 
 const HERE = __dirname;
-const RUNBOOK = join(HERE, "..", "..", "docs", "restore.md");
+const RUNBOOK = join(HERE, "..", "docs", "restore.md");
 
 /** One file to install: its absolute path on the server, its mode and its content. */
 export interface ServerFile {
@@ -57,6 +57,8 @@ export interface TimerInput {
 
 /** A systemd timer: persistent (a run missed while off runs at boot) with a random delay. */
 export function renderTimer(input: TimerInput): string {
+  // The header still names the renderer's old path (compose/backup/): it is part of the installed
+  // unit, and this move changes no byte the server receives. Update it with a deliberate change.
   const header = `# Rendered by compose/backup/render.ts from the stack config; installed by components/backups.ts.\n`;
   return (
     header +
@@ -120,6 +122,7 @@ export function renderBackupEnv(input: BackupEnvInput): string {
     ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
     ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],
   ];
+  // The old path again, as in the timers' header: the installed file stays byte-identical.
   const lines = ["# Rendered by compose/backup/render.ts; holds the bucket credentials. 0600 root."];
   for (const [key, value] of vars) {
     if (value === undefined || value === "") continue;
