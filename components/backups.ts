@@ -24,6 +24,7 @@ import {
 } from "../backup/render";
 import { appDir, DEPLOY_USER } from "../model/server";
 import { POSTGRES_SERVICE } from "../model/services";
+import { shipFile } from "./ship-file";
 
 export interface BackupsArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -121,21 +122,16 @@ export class Backups extends pulumi.ComponentResource {
       );
     }
 
-    /** Write one file atomically with its mode, from stdin (content never on a command line). */
+    /** Install one file as root, re-shipped when its content changes and removed with the component. */
     function installFile(file: ServerFile, after: pulumi.Resource[]): command.remote.Command {
       const slug = file.path
         .split("/")
         .pop()!
         .replace(/[^a-zA-Z0-9-]/g, "-");
-      return new command.remote.Command(
+      return shipFile(
         `${name}-file-${slug}`,
-        {
-          connection,
-          create: writeFileCommand(file.path, file.mode),
-          delete: `sudo rm -f ${file.path}`,
-          stdin: file.content,
-          triggers: [sha256(file.content)],
-        },
+        file,
+        { connection, writer: "root", triggers: [sha256(file.content)], removeOnDelete: true },
         { ...parent, dependsOn: after },
       );
     }
@@ -171,14 +167,10 @@ export class Backups extends pulumi.ComponentResource {
             drillPostgresImage: args.drill ? (args.postgresImage ?? "imresamu/postgis:17-3.5") : undefined,
           }),
         );
-      return new command.remote.Command(
+      return shipFile(
         `${name}-env`,
-        {
-          connection,
-          create: writeFileCommand(BACKUP_PATHS.envFile, "0600"),
-          delete: `sudo rm -f ${BACKUP_PATHS.envFile}`,
-          stdin: pulumi.secret(content),
-        },
+        { path: BACKUP_PATHS.envFile, mode: "0600", content: pulumi.secret(content) },
+        { connection, writer: "root", removeOnDelete: true },
         { ...parent, dependsOn: after },
       );
     }
@@ -220,13 +212,4 @@ export class Backups extends pulumi.ComponentResource {
       );
     }
   }
-}
-
-/** A shell command that writes stdin to `path` with `mode`, atomically, as root. */
-export function writeFileCommand(path: string, mode: string): string {
-  const dir = path.slice(0, path.lastIndexOf("/"));
-  return (
-    `sudo install -d -m 0755 ${dir} && ` +
-    `sudo sh -c 'umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new && mv -f ${path}.new ${path}'`
-  );
 }
