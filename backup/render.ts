@@ -153,30 +153,21 @@ export function backupFiles(input: BackupFilesInput): ServerFile[] {
       mode: "0644",
       content: `# age recipients of the backups (public keys; from the stack config webstack:backupRecipients)\n${input.recipients.join("\n")}\n`,
     },
-    {
-      path: `${BACKUP_PATHS.unitDir}/${BACKUP_UNIT}.timer`,
-      mode: "0644",
-      content: renderTimer({
-        description: "Daily encrypted PostgreSQL backup (webstack)",
-        onCalendar: input.schedule,
-        unit: `${BACKUP_UNIT}.service`,
-        randomizedDelaySec: 1800,
-      }),
-    },
+    timerFile(BACKUP_UNIT, "Daily encrypted PostgreSQL backup (webstack)", input.schedule),
   );
   if (input.drill) {
-    files.push({
-      path: `${BACKUP_PATHS.unitDir}/${DRILL_UNIT}.timer`,
-      mode: "0644",
-      content: renderTimer({
-        description: "Weekly restore drill of the latest backup (webstack)",
-        onCalendar: input.drillSchedule,
-        unit: `${DRILL_UNIT}.service`,
-        randomizedDelaySec: 1800,
-      }),
-    });
+    files.push(timerFile(DRILL_UNIT, "Weekly restore drill of the latest backup (webstack)", input.drillSchedule));
   }
   return files;
+}
+
+/** The timer of a unit's service, with up to 30 minutes of random delay. */
+function timerFile(unit: string, description: string, onCalendar: string): ServerFile {
+  return {
+    path: `${BACKUP_PATHS.unitDir}/${unit}.timer`,
+    mode: "0644",
+    content: renderTimer({ description, onCalendar, unit: `${unit}.service`, randomizedDelaySec: 1800 }),
+  };
 }
 
 export function sha256(text: string): string {
