@@ -8,8 +8,6 @@ import { Edge } from "./components/edge";
 import { Server } from "./components/server";
 import { backupCredentialsSource, Storage } from "./components/storage";
 import { loadConfig } from "./config/load";
-import { appDir } from "./model/server";
-import { POSTGRES_SERVICE } from "./model/services";
 
 const { config, appSecrets } = loadConfig();
 
@@ -77,8 +75,6 @@ const backups = new Backups(
     uploadsDirs: config.backupUploadsDirs,
     database: config.postgres.database,
     databaseUser: config.postgres.user,
-    composeFile: `${appDir()}/compose.yaml`,
-    postgresService: POSTGRES_SERVICE,
     postgresImage: config.postgres.image,
     // The timers dump the app stack's Postgres: install them once the stack is up.
     dependsOn: [server.server, server.volumeAttachment, appStack],
