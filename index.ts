@@ -2,19 +2,14 @@
  * The program `pulumi up` runs: config → components → stack outputs. Nothing else lives here.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { APP_SECRET_NAMESPACE, appSecretNames, appSecretProblems } from "./components/app-config";
 import { AppStack } from "./components/app-stack";
 import { Backups } from "./components/backups";
-import { ConfigError, loadStackConfig } from "./components/config";
 import { Edge } from "./components/edge";
-import { backupCredentialsSource } from "./components/edge-config";
-import { estimateMonthlyCost } from "./components/pricing";
 import { Server } from "./components/server";
-import { Storage } from "./components/storage";
-import { appDir } from "./compose/stack-files";
+import { backupCredentialsSource, Storage } from "./components/storage";
+import { loadConfig } from "./config/load";
 
-const config = loadStackConfig();
-const appSecrets = loadAppSecrets();
+const { config, appSecrets } = loadConfig();
 
 const server = new Server(config.prefix, {
   prefix: config.prefix,
@@ -26,6 +21,7 @@ const server = new Server(config.prefix, {
   volumeSizeGb: config.volumeSizeGb,
   hetznerBackups: config.hetznerBackups,
   exposure: config.exposure,
+  publicWebPorts: config.publicWebPorts,
   autoRebootTime: config.autoRebootTime,
   labels: config.labels,
 });
@@ -35,6 +31,8 @@ const edge = new Edge(config.prefix, {
   accountId: config.cloudflareAccountId,
   domain: config.domain,
   routes: config.routes,
+  hostnames: config.hostnames,
+  routesInMatchOrder: config.routesInMatchOrder,
   exposure: config.exposure,
   manageZoneSettings: config.manageZoneSettings,
   ipv4: server.ipv4,
@@ -52,7 +50,6 @@ const storage = new Storage(config.prefix, {
 
 const appStack = new AppStack(`${config.prefix}-app`, {
   config,
-  dataDir: server.volumeMountPoint,
   host: server.ipv4,
   privateKey: server.deployPrivateKey,
   tunnelToken: edge.tunnelToken,
@@ -78,8 +75,6 @@ const backups = new Backups(
     uploadsDirs: config.backupUploadsDirs,
     database: config.postgres.database,
     databaseUser: config.postgres.user,
-    composeFile: `${appDir(server.volumeMountPoint)}/compose.yaml`,
-    postgresService: "postgres",
     postgresImage: config.postgres.image,
     // The timers dump the app stack's Postgres: install them once the stack is up.
     dependsOn: [server.server, server.volumeAttachment, appStack],
@@ -87,14 +82,12 @@ const backups = new Backups(
   {},
 );
 
-const cost = estimateMonthlyCost(config);
-
 export const ipv4 = server.ipv4;
 export const ipv6 = server.ipv6;
 export const sshCommand = server.sshCommand;
 export const volumeMountPoint = server.volumeMountPoint;
 export const tier = { name: config.tier.name, serverType: config.tier.serverType };
-export const monthlyCostEstimate = cost;
+export const monthlyCostEstimate = config.monthlyCost;
 /** For `pulumi stack output --show-secrets deployPrivateKey` when an operator must act as `deploy`. */
 export const deployPrivateKey = pulumi.secret(server.deployPrivateKey);
 export const routeUrls = edge.routeUrls;
@@ -104,19 +97,6 @@ export const uploadsBucket = storage.uploadsBucketName;
 export const backupsBucket = storage.backupsBucketName;
 export const s3Endpoint = storage.s3Endpoint;
 export const appReleaseHash = appStack.contentHash;
-
-/** The app secrets the services name, read as secrets; a missing or plaintext one fails here, before any resource. */
-function loadAppSecrets(): Record<string, pulumi.Output<string>> {
-  const all = pulumi.runtime.allConfig();
-  // biome-ignore lint/suspicious/noExplicitAny: isConfigSecret is an internal, untyped runtime function
-  const runtime = pulumi.runtime as any;
-  const isSecret = (key: string): boolean =>
-    typeof runtime.isConfigSecret === "function" ? runtime.isConfigSecret(key) : true;
-  const problems = appSecretProblems(config.services, all, isSecret);
-  if (problems.length > 0) throw new ConfigError(pulumi.getStack(), problems);
-  const secrets = new pulumi.Config(APP_SECRET_NAMESPACE);
-  return Object.fromEntries(appSecretNames(config.services).map((name) => [name, secrets.requireSecret(name)]));
-}
 
 /** Public key of the restore drill's own age identity (generated on the server; not an operator key). */
 export const backupDrillRecipient = backups.drillRecipient;

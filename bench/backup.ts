@@ -6,7 +6,7 @@
  * Builds a database of points and polygons with B-tree and GiST indexes in a private PostgreSQL 15
  * cluster, then in one run times
  *   - plain: pg_dump --format=custom to a file, then a single-threaded pg_restore into a new database;
- *   - this job: compose/backup/backup.sh (pg_dump --format=directory --jobs, tar, age, upload to a
+ *   - this job: backup/backup.sh (pg_dump --format=directory --jobs, tar, age, upload to a
  *     local S3 server, read-back verification) and restore.sh (download, sha256, decrypt,
  *     pg_restore --jobs) into a new database;
  * and prints both, the ratios and the artifact sizes. Needs the tools of scripts/install-test-tools.sh.

@@ -4,9 +4,10 @@
  *
  *   npx tsx bench/memory-budgets.ts [stack]     (default: prod)
  */
-import { resolveConfig } from "../components/config";
-import { TIER_NAMES, TIERS } from "../components/tiers";
-import { planMemory, postgresTuning, redisTuning } from "../compose/memory";
+
+import { planMemory, postgresTuning, redisTuning } from "../config/memory";
+import { resolveConfig } from "../config/resolve";
+import { TIER_NAMES, TIERS } from "../model/tiers";
 import { readStackFile } from "../scripts/mock-engine";
 
 const stack = process.argv[2] ?? "prod";

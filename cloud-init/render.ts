@@ -10,6 +10,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { publicWebPorts, SSH_PORT } from "../model/ports";
+import { ADMIN_USER, DEPLOY_USER } from "../model/server";
 
 export interface CloudInitInput {
   /** Host name of the server, e.g. `shop-prod`. */
@@ -30,10 +32,6 @@ export interface CloudInitInput {
   /** HH:MM (UTC) at which unattended upgrades may reboot when a patch needs it. */
   readonly autoRebootTime: string;
 }
-
-/** Users who may log in over SSH; the sshd drop-in lists the same two names. */
-export const ADMIN_USER = "admin";
-export const DEPLOY_USER = "deploy";
 
 const FILES_DIR = join(__dirname, "files");
 
@@ -73,14 +71,14 @@ export function unattendedUpgradesLocal(rebootTime: string): string {
   ].join("\n");
 }
 
-/** The ports the host firewall opens in each exposure mode. */
+/** The ports the host firewall opens in each exposure mode: SSH, and the mode's web ports. */
 export function hostFirewallPorts(exposure: CloudInitInput["exposure"]): string[] {
-  return exposure === "direct" ? ["22/tcp", "80/tcp", "443/tcp", "443/udp"] : ["22/tcp"];
+  return [`${SSH_PORT}/tcp`, ...publicContainerPorts(exposure)];
 }
 
-/** The ports on which containers may be reached from outside: the mode's public ports, never SSH. */
+/** The ports on which containers may be reached from outside: the mode's public web ports, never SSH. */
 export function publicContainerPorts(exposure: CloudInitInput["exposure"]): string[] {
-  return hostFirewallPorts(exposure).filter((port) => port !== "22/tcp");
+  return publicWebPorts(exposure).map(({ port, protocol }) => `${port}/${protocol}`);
 }
 
 /**

@@ -17,19 +17,16 @@ import * as command from "@pulumi/command";
 import type * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { STACK_ENV_FILE_KEYS, TUNNEL_TOKEN_KEY } from "../compose/compose";
 import { renderDotenv } from "../compose/dotenv";
-import { type AppStackConfig, appDir, renderStackFiles } from "../compose/stack-files";
-import { appSecretNames } from "./app-config";
-
-/** The user cloud-init creates for deployments (docker group, passwordless sudo). */
-export const DEPLOY_USER = "deploy";
+import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
+import { appSecretNames } from "../config/app";
+import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
+import { appDir, DEPLOY_USER } from "../model/server";
+import { type RemoteFile, shipFile, shq } from "./ship-file";
 
 export interface AppStackArgs {
   /** The resolved stack config (services, routes, tier, images). */
   config: AppStackConfig;
-  /** Where the data volume is mounted on the server. @default "/srv/data" */
-  dataDir: string;
   /** Address the deploy commands connect to. */
   host: pulumi.Input<string>;
   /** Private half of the deploy key (OpenSSH format). Secret. */
@@ -64,8 +61,8 @@ export class AppStack extends pulumi.ComponentResource {
     const missing = appSecretNames(config.services).filter((n) => !(n in args.appSecrets));
     if (missing.length > 0) throw new Error(`AppStack: no value for the app secrets ${missing.join(", ")}`);
 
-    const { files, contentHash } = renderStackFiles(config, args.dataDir);
-    const app = appDir(args.dataDir);
+    const { files, contentHash } = renderStackFiles(config);
+    const app = appDir();
     const releaseDir = `${app}/releases/${contentHash.slice(0, 16)}`;
     const connection = {
       host: args.host,
@@ -80,7 +77,14 @@ export class AppStack extends pulumi.ComponentResource {
     const serverReady = waitForServer();
     const passwords = generatePasswords();
     const envText = dotenvText();
-    const uploads = [...Object.entries(files).map(([file, text]) => shipFile(file, text)), shipEnv()];
+    const shipped = Object.entries(files).map(([file, text]): [string, RemoteFile] => [
+      file.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase(),
+      { path: `${releaseDir}/${file}`, mode: file.endsWith(".sh") ? "0755" : "0644", content: text },
+    ]);
+    const uploads = [
+      ...shipped.map(([slug, file]) => ship(slug, file)),
+      ship("env", { path: `${releaseDir}/.env`, mode: "0600", content: envText }),
+    ];
     const deploy = runDeploy();
 
     this.contentHash = contentHash;
@@ -112,41 +116,20 @@ export class AppStack extends pulumi.ComponentResource {
 
     function dotenvText(): pulumi.Output<string> {
       const values: Record<string, pulumi.Input<string>> = {
-        [STACK_ENV_FILE_KEYS[0]]: passwords.postgres.result,
-        [STACK_ENV_FILE_KEYS[1]]: passwords.redis.result,
+        [POSTGRES_PASSWORD_KEY]: passwords.postgres.result,
+        [REDIS_PASSWORD_KEY]: passwords.redis.result,
         ...args.appSecrets,
       };
       if (config.exposure === "tunnel") values[TUNNEL_TOKEN_KEY] = args.tunnelToken!;
       return pulumi.secret(pulumi.all(values).apply((v) => renderDotenv(v)));
     }
 
-    function shipFile(file: string, text: string): command.remote.Command {
-      const target = `${releaseDir}/${file}`;
-      const dir = target.slice(0, target.lastIndexOf("/"));
-      const mode = file.endsWith(".sh") ? "0755" : "0644";
-      return new command.remote.Command(
-        `${name}-ship-${file.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase()}`,
-        {
-          connection,
-          create: `set -eu; mkdir -p ${shq(dir)}; cat > ${shq(`${target}.tmp`)}; chmod ${mode} ${shq(`${target}.tmp`)}; mv ${shq(`${target}.tmp`)} ${shq(target)}`,
-          stdin: text,
-          triggers: [contentHash, ...serverIdentity],
-        },
-        { ...parent, dependsOn: [serverReady] },
-      );
-    }
-
-    function shipEnv(): command.remote.Command {
-      const target = `${releaseDir}/.env`;
-      return new command.remote.Command(
-        `${name}-ship-env`,
-        {
-          connection,
-          // umask 077 before the file exists: it is never readable by anyone but the deploy user.
-          create: `set -eu; umask 077; mkdir -p ${shq(releaseDir)}; cat > ${shq(`${target}.tmp`)}; mv ${shq(`${target}.tmp`)} ${shq(target)}`,
-          stdin: envText,
-          triggers: [contentHash, ...serverIdentity],
-        },
+    /** Ship one file of the release (the .env as 0600: never readable by anyone but the deploy user). */
+    function ship(slug: string, remote: RemoteFile): command.remote.Command {
+      return shipFile(
+        `${name}-ship-${slug}`,
+        remote,
+        { connection, writer: "deploy", triggers: [contentHash, ...serverIdentity] },
         { ...parent, dependsOn: [serverReady] },
       );
     }
@@ -167,9 +150,4 @@ export class AppStack extends pulumi.ComponentResource {
       );
     }
   }
-}
-
-/** Quote a word for a POSIX shell. */
-function shq(word: string): string {
-  return `'${word.replaceAll("'", `'\\''`)}'`;
 }

@@ -2,7 +2,7 @@
  * Backups: a systemd timer on the server dumps the app's database (pg_dump, directory format, in
  * parallel), encrypts it with age to the operators' public keys and streams it to the R2 backups
  * bucket; a weekly timer restores the latest backup into a throwaway PostgreSQL container to prove
- * it restores. The scripts live in compose/backup/ and are installed over SSH as the deploy user.
+ * it restores. The scripts live in backup/ and are installed over SSH as the deploy user.
  *
  * Secrets (the bucket credentials, the ping URL) reach the server only as the stdin of one SSH
  * command that writes /etc/webstack/backup/backup.env with mode 0600: never in a command line,
@@ -21,7 +21,10 @@ import {
   renderBackupEnv,
   type ServerFile,
   sha256,
-} from "../compose/backup/render";
+} from "../backup/render";
+import { appDir, DEPLOY_USER } from "../model/server";
+import { POSTGRES_SERVICE } from "../model/services";
+import { shipFile } from "./ship-file";
 
 export interface BackupsArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -82,7 +85,7 @@ export class Backups extends pulumi.ComponentResource {
     const parent = { parent: this };
     const connection = {
       host: args.connection.host,
-      user: args.connection.user ?? "deploy",
+      user: args.connection.user ?? DEPLOY_USER,
       privateKey: pulumi.secret(args.connection.privateKey),
     };
 
@@ -119,28 +122,23 @@ export class Backups extends pulumi.ComponentResource {
       );
     }
 
-    /** Write one file atomically with its mode, from stdin (content never on a command line). */
+    /** Install one file as root, re-shipped when its content changes and removed with the component. */
     function installFile(file: ServerFile, after: pulumi.Resource[]): command.remote.Command {
       const slug = file.path
         .split("/")
         .pop()!
         .replace(/[^a-zA-Z0-9-]/g, "-");
-      return new command.remote.Command(
+      return shipFile(
         `${name}-file-${slug}`,
-        {
-          connection,
-          create: writeFileCommand(file.path, file.mode),
-          delete: `sudo rm -f ${file.path}`,
-          stdin: file.content,
-          triggers: [sha256(file.content)],
-        },
+        file,
+        { connection, writer: "root", triggers: [sha256(file.content)], removeOnDelete: true },
         { ...parent, dependsOn: after },
       );
     }
 
     function installEnvFile(after: pulumi.Resource[]): command.remote.Command {
-      const composeFile = args.composeFile ?? "/srv/data/app/compose.yaml";
-      const service = args.postgresService ?? "postgres";
+      const composeFile = args.composeFile ?? `${appDir()}/compose.yaml`;
+      const service = args.postgresService ?? POSTGRES_SERVICE;
       const content = pulumi
         .all([
           args.endpoint,
@@ -169,14 +167,10 @@ export class Backups extends pulumi.ComponentResource {
             drillPostgresImage: args.drill ? (args.postgresImage ?? "imresamu/postgis:17-3.5") : undefined,
           }),
         );
-      return new command.remote.Command(
+      return shipFile(
         `${name}-env`,
-        {
-          connection,
-          create: writeFileCommand(BACKUP_PATHS.envFile, "0600"),
-          delete: `sudo rm -f ${BACKUP_PATHS.envFile}`,
-          stdin: pulumi.secret(content),
-        },
+        { path: BACKUP_PATHS.envFile, mode: "0600", content: pulumi.secret(content) },
+        { connection, writer: "root", removeOnDelete: true },
         { ...parent, dependsOn: after },
       );
     }
@@ -218,13 +212,4 @@ export class Backups extends pulumi.ComponentResource {
       );
     }
   }
-}
-
-/** A shell command that writes stdin to `path` with `mode`, atomically, as root. */
-export function writeFileCommand(path: string, mode: string): string {
-  const dir = path.slice(0, path.lastIndexOf("/"));
-  return (
-    `sudo install -d -m 0755 ${dir} && ` +
-    `sudo sh -c 'umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new && mv -f ${path}.new ${path}'`
-  );
 }

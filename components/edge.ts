@@ -8,8 +8,8 @@
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import type { Route } from "./config";
-import { CADDY_INTERNAL_URL } from "./topology";
+import type { Route } from "../config/server";
+import { CADDY_INTERNAL_URL } from "../model/services";
 
 export interface EdgeArgs {
   /**
@@ -24,8 +24,12 @@ export interface EdgeArgs {
    * @example "example.com"
    */
   domain: string;
-  /** The routes the stack serves; each becomes one ingress rule, each hostname one DNS name. */
+  /** The routes the stack serves, in config order (for their URLs). */
   routes: readonly Route[];
+  /** The hostnames of the routes; each becomes one DNS name. */
+  hostnames: readonly string[];
+  /** The routes in the order cloudflared must try them; each becomes one ingress rule. */
+  routesInMatchOrder: readonly Route[];
   /**
    * `tunnel`: a named tunnel and CNAMEs to it; `direct`: A/AAAA records to the server.
    * @default "tunnel"
@@ -62,7 +66,7 @@ export class Edge extends pulumi.ComponentResource {
   constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:edge:Edge", name, {}, opts);
     const parent = { parent: this };
-    const hostnames = [...new Set(args.routes.map((r) => r.hostname))];
+    const { hostnames } = args;
 
     const zoneId = lookupZone();
     const tunnel = args.exposure === "tunnel" ? createTunnel() : undefined;
@@ -108,7 +112,7 @@ export class Edge extends pulumi.ComponentResource {
           accountId: args.accountId,
           tunnelId: created.id,
           source: "cloudflare",
-          config: { ingresses: tunnelIngressRules(args.routes, args.originUrl ?? CADDY_INTERNAL_URL) },
+          config: { ingresses: tunnelIngressRules(args.routesInMatchOrder, args.originUrl ?? CADDY_INTERNAL_URL) },
         },
         parent,
       );
@@ -189,20 +193,15 @@ export const CATCH_ALL_SERVICE = "http_status:404";
 
 /**
  * The tunnel's ingress rules: one per route, all to the origin, then the catch-all. cloudflared
- * takes the first rule that matches, so on each hostname the longer path prefixes come first and
- * the whole-hostname route last; otherwise routes keep their order.
+ * takes the first rule that matches, so the routes come in match order (the resolved config's
+ * `routesInMatchOrder`: on each hostname the longer path prefixes first).
  */
-export function tunnelIngressRules(routes: readonly Route[], originUrl: string): IngressRule[] {
-  const byHost = new Map<string, Route[]>();
-  for (const route of routes) byHost.set(route.hostname, [...(byHost.get(route.hostname) ?? []), route]);
-  const pathLength = (r: Route) => (r.path === undefined ? -1 : r.path.length);
-  const rules: IngressRule[] = [...byHost.values()]
-    .flatMap((group) => [...group].sort((a, b) => pathLength(b) - pathLength(a)))
-    .map((route) => ({
-      hostname: route.hostname,
-      ...(route.path === undefined ? {} : { path: pathPrefixRegex(route.path) }),
-      service: originUrl,
-    }));
+export function tunnelIngressRules(routesInMatchOrder: readonly Route[], originUrl: string): IngressRule[] {
+  const rules: IngressRule[] = routesInMatchOrder.map((route) => ({
+    hostname: route.hostname,
+    ...(route.path === undefined ? {} : { path: pathPrefixRegex(route.path) }),
+    service: originUrl,
+  }));
   return [...rules, { service: CATCH_ALL_SERVICE }];
 }
 

@@ -3,15 +3,16 @@
  * all state on a protected Hetzner Volume and primary IPs that outlive the server.
  *
  * Cost: the server type's monthly price, €0.50 for the IPv4 address, the volume per GB, and 20% of
- * the server price when Hetzner backups are on (see `pricing.ts`).
+ * the server price when Hetzner backups are on (see `model/pricing.ts`; the resolved config's
+ * `monthlyCost`).
  */
 import * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-import { ADMIN_USER, renderCloudInit } from "../cloud-init/render";
-import { DATA_MOUNT_POINT } from "./config";
-import { estimateMonthlyCost } from "./pricing";
-import type { Tier } from "./tiers";
+import { renderCloudInit } from "../cloud-init/render";
+import { type PublicPort, SSH_PORT } from "../model/ports";
+import { ADMIN_USER, DATA_DIR } from "../model/server";
+import type { Tier } from "../model/tiers";
 
 export interface ServerArgs {
   /**
@@ -49,10 +50,12 @@ export interface ServerArgs {
    */
   hetznerBackups: boolean;
   /**
-   * `tunnel`: the firewall opens SSH only; `direct`: 80/443 too.
+   * `tunnel`: the host firewall opens SSH only; `direct`: 80/443 too.
    * @default "tunnel"
    */
   exposure: "tunnel" | "direct";
+  /** The web ports the Hetzner firewall opens to the world (none in tunnel mode). */
+  publicWebPorts: readonly PublicPort[];
   /**
    * When unattended upgrades may reboot (HH:MM UTC).
    * @default "03:30"
@@ -79,8 +82,6 @@ export class Server extends pulumi.ComponentResource {
   readonly deployPrivateKey: pulumi.Output<string>;
   /** Public half of the deploy key. */
   readonly deployPublicKey: pulumi.Output<string>;
-  /** Monthly cost of the resources this component creates, in EUR. */
-  readonly monthlyCostEur: number;
   /** The resources later components depend on (the deploy steps wait for both). */
   readonly server: hcloud.Server;
   readonly volume: hcloud.Volume;
@@ -110,11 +111,10 @@ export class Server extends pulumi.ComponentResource {
     this.ipv4 = ipv4.ipAddress;
     this.ipv6 = server.ipv6Address;
     this.volumeDevice = volume.linuxDevice;
-    this.volumeMountPoint = DATA_MOUNT_POINT;
+    this.volumeMountPoint = DATA_DIR;
     this.sshCommand = pulumi.interpolate`ssh ${ADMIN_USER}@${ipv4.ipAddress}`;
     this.deployPrivateKey = pulumi.secret(deployKey.privateKeyOpenssh);
     this.deployPublicKey = deployKey.publicKeyOpenssh;
-    this.monthlyCostEur = estimateMonthlyCost(args).totalEur;
 
     this.registerOutputs({
       ipv4: this.ipv4,
@@ -125,7 +125,6 @@ export class Server extends pulumi.ComponentResource {
       sshCommand: this.sshCommand,
       deployPublicKey: this.deployPublicKey,
       deployPrivateKey: this.deployPrivateKey,
-      monthlyCostEur: this.monthlyCostEur,
     });
 
     function createAdminKeys(): hcloud.SshKey[] {
@@ -140,7 +139,7 @@ export class Server extends pulumi.ComponentResource {
     function createFirewall(): hcloud.Firewall {
       return new hcloud.Firewall(
         `${name}-firewall`,
-        { name: args.prefix, labels, rules: firewallRules(args.exposure, args.sshAllowedCidrs) },
+        { name: args.prefix, labels, rules: firewallRules(args.publicWebPorts, args.sshAllowedCidrs) },
         parent,
       );
     }
@@ -237,30 +236,23 @@ export interface FirewallRuleSpec {
 
 const ANYWHERE = ["0.0.0.0/0", "::/0"];
 
-/** The Hetzner firewall rules of one exposure mode: SSH from the admin networks, ICMP, and web ports only when direct. */
-export function firewallRules(exposure: "tunnel" | "direct", sshAllowedCidrs: readonly string[]): FirewallRuleSpec[] {
+/** The Hetzner firewall rules: SSH from the admin networks, ICMP, and the public web ports (direct mode's). */
+export function firewallRules(
+  publicWebPorts: readonly PublicPort[],
+  sshAllowedCidrs: readonly string[],
+): FirewallRuleSpec[] {
   const rules: FirewallRuleSpec[] = [
     {
       direction: "in",
       protocol: "tcp",
-      port: "22",
+      port: String(SSH_PORT),
       sourceIps: [...sshAllowedCidrs],
       description: "SSH from admin networks",
     },
     { direction: "in", protocol: "icmp", sourceIps: ANYWHERE, description: "ICMP (ping, path MTU discovery)" },
   ];
-  if (exposure === "direct") {
-    rules.push(
-      {
-        direction: "in",
-        protocol: "tcp",
-        port: "80",
-        sourceIps: ANYWHERE,
-        description: "HTTP (redirects to HTTPS, ACME)",
-      },
-      { direction: "in", protocol: "tcp", port: "443", sourceIps: ANYWHERE, description: "HTTPS" },
-      { direction: "in", protocol: "udp", port: "443", sourceIps: ANYWHERE, description: "HTTP/3" },
-    );
+  for (const { port, protocol, description } of publicWebPorts) {
+    rules.push({ direction: "in", protocol, port: String(port), sourceIps: ANYWHERE, description });
   }
   return rules;
 }

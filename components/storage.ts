@@ -8,8 +8,27 @@
 import { createHash } from "node:crypto";
 import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
-import type { BackupCredentialsSource } from "./edge-config";
-import { BACKUP_RETENTION } from "./topology";
+import { BACKUP_RETENTION } from "../model/backups";
+
+/** Where the backup job's R2 credentials come from, as the Storage component takes it. */
+export type BackupCredentialsSource =
+  | { mode: "token" }
+  | { mode: "config"; accessKeyId: pulumi.Input<string>; secretAccessKey: pulumi.Input<string> };
+
+/** The backup credentials source of a resolved config; the secret key stays a Pulumi secret. */
+export function backupCredentialsSource(config: {
+  backupCredentials: "token" | "config";
+  backupAccessKeyId?: string;
+  backupSecretAccessKey?: string;
+}): BackupCredentialsSource {
+  if (config.backupCredentials === "token") return { mode: "token" };
+  const { backupAccessKeyId, backupSecretAccessKey } = config;
+  // The cross-checks require both keys in this mode; this guards callers that skip them.
+  if (backupAccessKeyId === undefined || backupSecretAccessKey === undefined) {
+    throw new Error('webstack:backupCredentials is "config" but backupAccessKeyId or backupSecretAccessKey is unset');
+  }
+  return { mode: "config", accessKeyId: backupAccessKeyId, secretAccessKey: pulumi.secret(backupSecretAccessKey) };
+}
 
 export interface StorageArgs {
   /**

@@ -8,9 +8,9 @@
  * 80 only, publishing nothing. Direct mode: sites are bare hostnames, so Caddy gets certificates
  * itself (ACME) and redirects HTTP to HTTPS.
  */
-import type { AppService } from "../components/app-config";
-import type { Route } from "../components/config";
-import { CADDY_INTERNAL_PORT } from "../components/topology";
+import type { AppService } from "../config/app";
+import type { Route } from "../config/server";
+import { CADDY_INTERNAL_PORT } from "../model/services";
 
 /** Where the Caddy container sees the uploads directory (read-only). */
 export const CADDY_UPLOADS_DIR = "/srv/uploads";
@@ -19,7 +19,10 @@ export const CADDY_ADMIN = "127.0.0.1:2019";
 
 export interface CaddyfileInput {
   readonly exposure: "tunnel" | "direct";
-  readonly routes: readonly Route[];
+  /** The hostnames, each one site, in this order. */
+  readonly hostnames: readonly string[];
+  /** The routes, most specific first on each hostname (the resolved config's `routesInMatchOrder`). */
+  readonly routesInMatchOrder: readonly Route[];
   readonly services: readonly Pick<AppService, "name" | "port">[];
   /** URL path prefix of the uploads, or undefined when the stack has none. */
   readonly uploadsPath?: string;
@@ -44,8 +47,9 @@ export function renderCaddyfile(input: CaddyfileInput): string {
   }
   lines.push("}");
 
-  for (const hostname of hostnamesInOrder(input.routes)) {
-    const routes = routesOfHost(input.routes, hostname);
+  for (const hostname of input.hostnames) {
+    // Caddy tries `handle` blocks with named matchers in the order written: most specific first.
+    const routes = input.routesInMatchOrder.filter((r) => r.hostname === hostname);
     const address = input.exposure === "tunnel" ? `http://${hostname}` : hostname;
     lines.push("", `${address} {`);
     lines.push(...indent(siteCommon()));
@@ -117,23 +121,6 @@ function routeBody(route: Route, upstream: string): string[] {
     body.push(`reverse_proxy ${upstream}`);
   }
   return body;
-}
-
-/** Hostnames in the order they first appear in the routes. */
-function hostnamesInOrder(routes: readonly Route[]): string[] {
-  return [...new Set(routes.map((r) => r.hostname))];
-}
-
-/**
- * A host's routes, most specific first: Caddy tries `handle` blocks with named matchers in the
- * order written, so longer path prefixes must come before shorter ones and the catch-all last.
- */
-function routesOfHost(routes: readonly Route[], hostname: string): Route[] {
-  return routes
-    .filter((r) => r.hostname === hostname)
-    .map((r, i) => ({ r, i }))
-    .sort((a, b) => (b.r.path?.length ?? -1) - (a.r.path?.length ?? -1) || a.i - b.i)
-    .map(({ r }) => r);
 }
 
 function indent(lines: string[]): string[] {

@@ -14,13 +14,22 @@
  */
 import { createHash } from "node:crypto";
 import { stringify } from "yaml";
-import type { AppService } from "../components/app-config";
-import { CADDY_INTERNAL_PORT, CADDY_SERVICE } from "../components/topology";
+import type { AppService } from "../config/app";
+import type { StackMemory } from "../config/memory";
+import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
+import type { PublicPort } from "../model/ports";
+import {
+  CADDY_INTERNAL_PORT,
+  CADDY_SERVICE,
+  CLOUDFLARED_SERVICE,
+  MIGRATE_SERVICE,
+  POSTGRES_PORT,
+  POSTGRES_SERVICE,
+  REDIS_PORT,
+  REDIS_SERVICE,
+} from "../model/services";
 import { CADDY_ADMIN, CADDY_UPLOADS_DIR } from "./caddyfile";
-import { type MemoryPlan, postgresTuning, redisTuning } from "./memory";
 
-export const POSTGRES_PORT = 5432;
-export const REDIS_PORT = 6379;
 /** Where cloudflared serves /ready inside its container (its health check asks it). */
 const CLOUDFLARED_METRICS = "127.0.0.1:60123";
 
@@ -41,8 +50,10 @@ export interface ComposeInput {
   readonly proxy: { readonly caddyImage: string; readonly cloudflaredImage: string };
   /** Where the data volume is mounted on the server (`/srv/data`). */
   readonly dataDir: string;
-  /** The container memory limits (see planMemory). */
-  readonly memory: MemoryPlan;
+  /** The container memory limits and the Postgres and Redis settings (see stackMemory). */
+  readonly memory: StackMemory;
+  /** The ports Caddy publishes: the web ports of direct mode, none with the tunnel. */
+  readonly publicWebPorts: readonly PublicPort[];
   /** The Caddyfile text: its hash labels the Caddy container, so a new Caddyfile recreates it. */
   readonly caddyfile: string;
   /** Health check timing for every container; each value left out keeps the service's own. */
@@ -54,10 +65,6 @@ export interface HealthCheckTiming {
   readonly timeoutSeconds?: number;
   readonly retries?: number;
 }
-
-/** Variables the `.env` beside the compose file must define (the app secrets come on top). */
-export const STACK_ENV_FILE_KEYS = ["POSTGRES_PASSWORD", "REDIS_PASSWORD"] as const;
-export const TUNNEL_TOKEN_KEY = "TUNNEL_TOKEN";
 
 // biome-ignore lint/suspicious/noExplicitAny: a compose service is free-form YAML
 type ComposeService = Record<string, any>;
@@ -82,13 +89,13 @@ export function renderCompose(input: ComposeInput): string {
   const healthy = { condition: "service_healthy" };
   const services: Record<string, ComposeService> = {};
 
-  services.postgres = postgresService(input);
-  services.redis = redisService(input);
+  services[POSTGRES_SERVICE] = postgresService(input);
+  services[REDIS_SERVICE] = redisService(input);
   for (const s of input.services) services[s.name] = appService(input, s);
-  if (input.migration) services.migrate = migrateService(input);
+  if (input.migration) services[MIGRATE_SERVICE] = migrateService(input);
   services[CADDY_SERVICE] = caddyService(input);
   if (tunnel) {
-    services.cloudflared = {
+    services[CLOUDFLARED_SERVICE] = {
       image: input.proxy.cloudflaredImage,
       command: ["tunnel", "--no-autoupdate", "run"],
       restart: "unless-stopped",
@@ -102,7 +109,7 @@ export function renderCompose(input: ComposeInput): string {
       read_only: true,
       cap_drop: ["ALL"],
       security_opt: NO_NEW_PRIVILEGES,
-      mem_limit: `${memory.limitsMb.cloudflared}m`,
+      mem_limit: `${memory.limitsMb[CLOUDFLARED_SERVICE]}m`,
       healthcheck: {
         test: ["CMD", "cloudflared", "tunnel", "--metrics", CLOUDFLARED_METRICS, "ready"],
         ...timing(input, 10, 30),
@@ -136,7 +143,7 @@ function timing(input: ComposeInput, intervalS: number, startPeriodS: number) {
 
 function postgresService(input: ComposeInput): ComposeService {
   const pg = input.postgres;
-  const t = postgresTuning(input.memory.limitsMb.postgres, pg.maxConnections);
+  const t = input.memory.postgres;
   const settings = [
     `shared_buffers=${t.sharedBuffersMb}MB`,
     `effective_cache_size=${t.effectiveCacheSizeMb}MB`,
@@ -151,7 +158,7 @@ function postgresService(input: ComposeInput): ComposeService {
     environment: {
       POSTGRES_USER: pg.user,
       POSTGRES_DB: pg.database,
-      POSTGRES_PASSWORD: required("POSTGRES_PASSWORD"),
+      [POSTGRES_PASSWORD_KEY]: required(POSTGRES_PASSWORD_KEY),
     },
     volumes: [`${input.dataDir}/postgres:/var/lib/postgresql/data`],
     // The entrypoint starts as root to own the data directory, then runs postgres as `postgres`.
@@ -160,7 +167,7 @@ function postgresService(input: ComposeInput): ComposeService {
     shm_size: `${t.shmMb}m`,
     networks: ["data"],
     security_opt: NO_NEW_PRIVILEGES,
-    mem_limit: `${input.memory.limitsMb.postgres}m`,
+    mem_limit: `${input.memory.limitsMb[POSTGRES_SERVICE]}m`,
     stop_grace_period: "60s",
     healthcheck: {
       test: ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", pg.user, "-d", pg.database],
@@ -171,7 +178,7 @@ function postgresService(input: ComposeInput): ComposeService {
 }
 
 function redisService(input: ComposeInput): ComposeService {
-  const t = redisTuning(input.memory.limitsMb.redis, input.redis.appendOnly, input.redis.evictionPolicy);
+  const t = input.memory.redis;
   const args = [
     "--appendonly",
     input.redis.appendOnly ? "yes" : "no",
@@ -190,13 +197,13 @@ function redisService(input: ComposeInput): ComposeService {
     image: input.redis.image,
     command: ["sh", "-c", start],
     restart: "unless-stopped",
-    environment: { REDIS_PASSWORD: required("REDIS_PASSWORD") },
+    environment: { [REDIS_PASSWORD_KEY]: required(REDIS_PASSWORD_KEY) },
     volumes: [`${input.dataDir}/redis:/data`],
     read_only: true,
     tmpfs: ["/tmp"],
     networks: ["data"],
     security_opt: NO_NEW_PRIVILEGES,
-    mem_limit: `${input.memory.limitsMb.redis}m`,
+    mem_limit: `${input.memory.limitsMb[REDIS_SERVICE]}m`,
     healthcheck: {
       // REDISCLI_AUTH keeps the password off redis-cli's command line.
       test: ["CMD-SHELL", 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli ping | grep -q PONG'],
@@ -210,16 +217,16 @@ function redisService(input: ComposeInput): ComposeService {
 function appEnvironment(input: ComposeInput, s: AppService): Record<string, string> {
   const pg = input.postgres;
   const env: Record<string, string> = {
-    DATABASE_URL: `postgres://${pg.user}:${ref("POSTGRES_PASSWORD")}@postgres:${POSTGRES_PORT}/${pg.database}`,
-    PGHOST: "postgres",
+    DATABASE_URL: `postgres://${pg.user}:${ref(POSTGRES_PASSWORD_KEY)}@${POSTGRES_SERVICE}:${POSTGRES_PORT}/${pg.database}`,
+    PGHOST: POSTGRES_SERVICE,
     PGPORT: String(POSTGRES_PORT),
     PGUSER: pg.user,
-    PGPASSWORD: ref("POSTGRES_PASSWORD"),
+    PGPASSWORD: ref(POSTGRES_PASSWORD_KEY),
     PGDATABASE: pg.database,
-    REDIS_URL: `redis://:${ref("REDIS_PASSWORD")}@redis:${REDIS_PORT}/0`,
-    REDIS_HOST: "redis",
+    REDIS_URL: `redis://:${ref(REDIS_PASSWORD_KEY)}@${REDIS_SERVICE}:${REDIS_PORT}/0`,
+    REDIS_HOST: REDIS_SERVICE,
     REDIS_PORT: String(REDIS_PORT),
-    REDIS_PASSWORD: ref("REDIS_PASSWORD"),
+    REDIS_PASSWORD: ref(REDIS_PASSWORD_KEY),
   };
   if (s.port !== undefined) env.PORT = String(s.port);
   for (const [k, v] of Object.entries(s.environment)) env[k] = escapeDollars(v);
@@ -241,7 +248,7 @@ function appService(input: ComposeInput, s: AppService): ComposeService {
     init: true,
     ...(s.user ? { user: s.user } : {}),
     environment: appEnvironment(input, s),
-    depends_on: { postgres: healthy, redis: healthy },
+    depends_on: { [POSTGRES_SERVICE]: healthy, [REDIS_SERVICE]: healthy },
     networks: ["edge", "data"],
     ...(s.readOnly ? { read_only: true, tmpfs: ["/tmp"] } : {}),
     ...(input.uploads?.services.includes(s.name)
@@ -281,17 +288,22 @@ function migrateService(input: ComposeInput): ComposeService {
     image: source.image,
     command: [...migration.command],
     // Started only by the deploy script (`docker compose run --rm migrate`), never by `up`.
-    profiles: ["migrate"],
+    profiles: [MIGRATE_SERVICE],
     restart: "no",
     init: true,
     ...(source.user ? { user: source.user } : {}),
     environment: appEnvironment(input, source),
-    depends_on: { postgres: healthy, redis: healthy },
+    depends_on: { [POSTGRES_SERVICE]: healthy, [REDIS_SERVICE]: healthy },
     networks: ["edge", "data"],
     security_opt: NO_NEW_PRIVILEGES,
     mem_limit: `${input.memory.limitsMb[source.name]}m`,
     logging: LOGGING,
   };
+}
+
+/** A port published on the host as the same port (`443:443`, `443:443/udp`). */
+function publishedPort({ port, protocol }: PublicPort): string {
+  return `${port}:${port}${protocol === "udp" ? "/udp" : ""}`;
 }
 
 function caddyService(input: ComposeInput): ComposeService {
@@ -301,7 +313,7 @@ function caddyService(input: ComposeInput): ComposeService {
     image: input.proxy.caddyImage,
     restart: "unless-stopped",
     // Direct mode: the only published ports of the stack. Tunnel mode: none.
-    ...(tunnel ? {} : { ports: ["80:80", "443:443", "443:443/udp"] }),
+    ...(input.publicWebPorts.length > 0 ? { ports: input.publicWebPorts.map(publishedPort) } : {}),
     ...(tunnel ? { expose: [String(CADDY_INTERNAL_PORT)] } : {}),
     volumes: [
       "./Caddyfile:/etc/caddy/Caddyfile:ro",

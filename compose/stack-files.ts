@@ -6,26 +6,23 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { StackConfig } from "../components/config";
+import type { StackConfig } from "../config/resolve";
+import { DATA_DIR } from "../model/server";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
-import { planMemory } from "./memory";
 
 /** The server-side scripts, shipped as they are in `compose/scripts/`. */
 export const DEPLOY_SCRIPTS = ["deploy.sh"] as const;
 export const SCRIPTS_DIR = join(__dirname, "scripts");
 
-/** Where the stack lives on the server: on the data volume, so a rebuilt server finds it. */
-export function appDir(dataDir: string): string {
-  return `${dataDir}/app`;
-}
-
 export type AppStackConfig = Pick<
   StackConfig,
   | "appName"
   | "exposure"
-  | "tier"
-  | "routes"
+  | "hostnames"
+  | "routesInMatchOrder"
+  | "memory"
+  | "publicWebPorts"
   | "services"
   | "migration"
   | "uploads"
@@ -43,15 +40,18 @@ export interface StackFiles {
   readonly contentHash: string;
 }
 
-/** Render the compose file and Caddyfile and read the deploy scripts. */
-export function renderStackFiles(config: AppStackConfig, dataDir: string): StackFiles {
+/**
+ * Render the compose file and Caddyfile and read the deploy scripts. `dataDir` is the server's
+ * data directory; only the Docker end-to-end test renders into another.
+ */
+export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_DIR): StackFiles {
   const caddyfile = renderCaddyfile({
     exposure: config.exposure,
-    routes: config.routes,
+    hostnames: config.hostnames,
+    routesInMatchOrder: config.routesInMatchOrder,
     services: config.services,
     uploadsPath: config.uploads?.path,
   });
-  const memory = planMemory(config.tier, config.services, config.exposure === "tunnel");
   const compose = renderCompose({
     project: config.appName,
     exposure: config.exposure,
@@ -62,7 +62,8 @@ export function renderStackFiles(config: AppStackConfig, dataDir: string): Stack
     redis: config.redis,
     proxy: config.proxy,
     dataDir,
-    memory,
+    memory: config.memory,
+    publicWebPorts: config.publicWebPorts,
     caddyfile,
     healthChecks: config.healthChecks,
   });

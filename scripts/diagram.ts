@@ -5,7 +5,8 @@
  * other artifacts; the README shows prod's.
  */
 import { parse } from "yaml";
-import type { StackConfig } from "../components/config";
+import type { StackConfig } from "../config/resolve";
+import { DATA_DIR } from "../model/server";
 import type { ProgramRun, RecordedResource } from "./mock-engine";
 
 /** What the diagram takes from the resolved config: the routes and the services' ports. */
@@ -120,7 +121,7 @@ export function stackDiagram(run: ProgramRun, composeText: string | undefined, c
   if (backupsComponent) add(`    backupjob[${label("Backup timer: pg_dump → age → R2<br/>weekly restore drill")}]`);
   add("  end");
   if (volume) {
-    add(`  volume[(${label(`Volume ${volume.inputs.name} · ${volume.inputs.size} GB<br/>/srv/data, protected`)})]`);
+    add(`  volume[(${label(`Volume ${volume.inputs.name} · ${volume.inputs.size} GB<br/>${DATA_DIR}, protected`)})]`);
   }
   add("end");
 

@@ -14,8 +14,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
-import { APP_SECRET_NAMESPACE } from "../components/app-config";
-import { PROJECT } from "../components/config";
+import { APP_SECRET_NAMESPACE, PROJECT } from "../config/namespaces";
 
 // Internal SDK modules: the mock monitor and the settings that hold it. Typed by hand below.
 // biome-ignore lint/suspicious/noExplicitAny: untyped internals of @pulumi/pulumi

@@ -8,8 +8,9 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { ConfigError, rawConfigFromPulumi, resolveConfig } from "../components/config";
-import { formatCost } from "../components/pricing";
+import { ConfigError } from "../config/problems";
+import { rawConfigFromPulumi, resolveConfig } from "../config/resolve";
+import { formatCost } from "../model/pricing";
 import { stackDiagram } from "./diagram";
 import {
   type EngineConfig,

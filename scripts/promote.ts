@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isMap, isSeq, parseDocument, type YAMLMap } from "yaml";
-import { PROJECT } from "../components/config";
+import { PROJECT } from "../config/namespaces";
 
 const SERVICES_KEY = `${PROJECT}:services`;
 const DIGEST = /@sha256:[a-f0-9]{64}$/;

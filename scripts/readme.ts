@@ -6,9 +6,9 @@
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { rawConfigFromPulumi, resolveConfig } from "../components/config";
-import { estimateMonthlyCost, PRICES_AS_OF } from "../components/pricing";
-import { TIER_NAMES, TIERS } from "../components/tiers";
+import { rawConfigFromPulumi, resolveConfig } from "../config/resolve";
+import { estimateMonthlyCost, PRICES_AS_OF } from "../model/pricing";
+import { TIER_NAMES, TIERS } from "../model/tiers";
 import { PROJECT_ROOT, readStackFile, runProgram } from "./mock-engine";
 import { diagramOf } from "./plan";
 

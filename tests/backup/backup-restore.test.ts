@@ -6,8 +6,8 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { BACKUP_RETENTION } from "../../components/topology";
-import { renderBackupEnv } from "../../compose/backup/render";
+import { renderBackupEnv } from "../../backup/render";
+import { BACKUP_RETENTION } from "../../model/backups";
 import {
   type AgeKey,
   ageKey,

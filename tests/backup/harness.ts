@@ -10,7 +10,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-export const SCRIPTS_DIR = join(__dirname, "..", "..", "compose", "backup");
+export const SCRIPTS_DIR = join(__dirname, "..", "..", "backup");
 export const PG_BIN = "/usr/lib/postgresql/15/bin";
 /** Credentials s3rver accepts (its built-in account); anything else fails signature checks. */
 export const S3_ACCESS_KEY = "S3RVER";
@@ -201,7 +201,7 @@ export interface ScriptResult {
   stderr: string;
 }
 
-/** Run one of compose/backup/*.sh with exactly the given environment (plus PATH and HOME). */
+/** Run one of backup/*.sh with exactly the given environment (plus PATH and HOME). */
 export function runScript(
   script: "backup.sh" | "restore.sh" | "drill.sh",
   args: string[],

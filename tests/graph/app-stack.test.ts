@@ -2,8 +2,8 @@
  * The AppStack in the resource graph of the prod stack, evaluated under Pulumi mocks.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { resolveConfig } from "../../components/config";
 import { renderStackFiles } from "../../compose/stack-files";
+import { resolveConfig } from "../../config/resolve";
 import {
   type ProgramRun,
   type RecordedResource,

@@ -2,7 +2,7 @@
  * Bad edge config stops the real program before any resource is registered, naming the key.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../components/config";
+import { ConfigError } from "../../config/problems";
 import { ProgramFailed, runProgram } from "../../scripts/mock-engine";
 import { withChanges } from "../support/fixtures";
 

@@ -4,10 +4,10 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
-import { resolveConfig } from "../../components/config";
 import { Edge, pathPrefixRegex } from "../../components/edge";
 import { Storage, s3SecretFromTokenValue } from "../../components/storage";
-import { BACKUP_RETENTION } from "../../components/topology";
+import { resolveConfig } from "../../config/resolve";
+import { BACKUP_RETENTION } from "../../model/backups";
 import {
   type ProgramRun,
   type RecordedResource,
@@ -187,6 +187,8 @@ describe("the components' secret outputs", () => {
       accountId: config.cloudflareAccountId,
       domain: config.domain,
       routes: config.routes,
+      hostnames: config.hostnames,
+      routesInMatchOrder: config.routesInMatchOrder,
       exposure: "tunnel",
       manageZoneSettings: false,
     });

@@ -5,7 +5,7 @@
 import { generateKeyPairSync } from "node:crypto";
 import * as sshpk from "sshpk";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "../../components/config";
+import { ConfigError } from "../../config/problems";
 import { ProgramFailed, runProgram } from "../../scripts/mock-engine";
 import { withChanges } from "../support/fixtures";
 

@@ -12,7 +12,7 @@ const docs = ["README.md", ...readdirSync(join(PROJECT_ROOT, "docs")).map((f) =>
 const scripts = Object.keys(
   (JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as { scripts: Record<string, string> }).scripts,
 );
-const backupFiles = readdirSync(join(PROJECT_ROOT, "compose/backup"));
+const backupFiles = readdirSync(join(PROJECT_ROOT, "backup"));
 
 let run: ProgramRun;
 beforeAll(async () => {

@@ -12,9 +12,10 @@ import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { resolveConfig, type StackConfig } from "../../components/config";
 import { renderDotenv } from "../../compose/dotenv";
-import { appDir, renderStackFiles } from "../../compose/stack-files";
+import { renderStackFiles } from "../../compose/stack-files";
+import { resolveConfig, type StackConfig } from "../../config/resolve";
+import { appDir } from "../../model/server";
 import { PROJECT_ROOT } from "../../scripts/mock-engine";
 import { configFileValues, DOCKER, run } from "../support/stack-configs";
 

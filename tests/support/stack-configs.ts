@@ -7,9 +7,9 @@ import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { parse } from "yaml";
-import { appSecretNames } from "../../components/app-config";
-import { resolveConfig, type StackConfig } from "../../components/config";
 import { renderDotenv } from "../../compose/dotenv";
+import { appSecretNames } from "../../config/app";
+import { resolveConfig, type StackConfig } from "../../config/resolve";
 import { PROJECT_ROOT } from "../../scripts/mock-engine";
 
 export const EXAMPLES_DIR = join(PROJECT_ROOT, "examples");

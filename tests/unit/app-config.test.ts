@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { appSecretProblems } from "../../components/app-config";
-import { ConfigError, resolveConfig } from "../../components/config";
+import { appSecretProblems } from "../../config/app";
+import { ConfigError } from "../../config/problems";
+import { resolveConfig } from "../../config/resolve";
 import { exampleNames, exampleValues, resolveExample, stackFileValues } from "../support/stack-configs";
 
 const prod = () => stackFileValues("prod");

@@ -8,10 +8,10 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import * as ini from "ini";
 import { afterAll, describe, expect, it } from "vitest";
-import { backupConfigFields } from "../../components/backup-config";
-import { resolveConfig } from "../../components/config";
-import { BACKUP_RETENTION } from "../../components/topology";
-import { BACKUP_PATHS, backupFiles, renderBackupEnv, renderTimer } from "../../compose/backup/render";
+import { BACKUP_PATHS, backupFiles, renderBackupEnv, renderTimer } from "../../backup/render";
+import { backupConfigFields } from "../../config/backups";
+import { resolveConfig } from "../../config/resolve";
+import { BACKUP_RETENTION } from "../../model/backups";
 import { stackValues } from "../support/fixtures";
 
 const RECIPIENT = "age19575cackxwrpfkergc5tfva3puvfaa2gx4qgvjk3uhnv6ujzdq9q8pn3ma";

@@ -6,7 +6,8 @@ function caddyfileOf(name: string): string {
   const c = resolveExample(name);
   return renderCaddyfile({
     exposure: c.exposure,
-    routes: c.routes,
+    hostnames: c.hostnames,
+    routesInMatchOrder: c.routesInMatchOrder,
     services: c.services,
     uploadsPath: c.uploads?.path,
   });

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import type { StackConfig } from "../../components/config";
-import { TIER_NAMES, TIERS } from "../../components/tiers";
 import { quoteDotenvValue, renderDotenv } from "../../compose/dotenv";
-import { MemoryBudgetError, planMemory, postgresTuning, redisTuning } from "../../compose/memory";
 import { renderStackFiles } from "../../compose/stack-files";
-import { exampleNames, resolveExample } from "../support/stack-configs";
+import { MemoryBudgetError, planMemory, postgresTuning, redisTuning } from "../../config/memory";
+import { resolveConfig, type StackConfig } from "../../config/resolve";
+import { TIER_NAMES, TIERS } from "../../model/tiers";
+import { exampleNames, exampleValues, resolveExample } from "../support/stack-configs";
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed compose YAML is free-form
 type Compose = { services: Record<string, any>; networks: Record<string, any> };
@@ -87,10 +87,12 @@ describe("compose renderer", () => {
   });
 
   it("recreates Caddy when only the Caddyfile changes", () => {
-    const config = resolveExample("nestjs-expo");
-    const before = composeOf(config).services.caddy.labels;
-    const after = composeOf({ ...config, routes: [{ ...config.routes[0], maxBodyMb: 50 }, config.routes[1]] }).services
-      .caddy.labels;
+    const values = exampleValues("nestjs-expo");
+    const routes = values.routes as Record<string, unknown>[];
+    const before = composeOf(resolveConfig("example", values)).services.caddy.labels;
+    // The routes change through the config, so every value derived from them follows.
+    const changed = { ...values, routes: [{ ...routes[0], maxBodyMb: 50 }, ...routes.slice(1)] };
+    const after = composeOf(resolveConfig("example", changed)).services.caddy.labels;
     expect(after["webstack.caddyfile-sha256"]).not.toBe(before["webstack.caddyfile-sha256"]);
   });
 
@@ -154,11 +156,10 @@ describe("memory budgets", () => {
     expect(mb(services.caddy.mem_limit) + mb(services.cloudflared.mem_limit)).toBe(TIERS.small.memory.proxyMb);
   });
 
-  it("fails rendering with the numbers when fixed memory does not fit the tier", () => {
-    const config = resolveExample("migrations-pinned-digests");
-    const greedy = { ...config, tier: TIERS.small };
-    expect(() => renderStackFiles(greedy, "/srv/data")).toThrow(MemoryBudgetError);
-    expect(() => renderStackFiles(greedy, "/srv/data")).toThrow(
+  it("fails resolving the config with the numbers when fixed memory does not fit the tier", () => {
+    const greedy = () => resolveConfig("example", { ...exampleValues("migrations-pinned-digests"), tier: "small" });
+    expect(greedy).toThrow(MemoryBudgetError);
+    expect(greedy).toThrow(
       /fixed memoryMb \(2048 MiB, replicas counted\) exceeds the apps budget of the small tier \(1792 MiB of 4096 MiB\).*larger webstack:tier/,
     );
   });

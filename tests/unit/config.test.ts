@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { ConfigError, cidrProblem, resolveConfig, sshPublicKeyProblem } from "../../components/config";
-import { TIERS } from "../../components/tiers";
+import { cidrProblem, sshPublicKeyProblem } from "../../config/checks";
+import { ConfigError } from "../../config/problems";
+import { resolveConfig } from "../../config/resolve";
+import { TIERS } from "../../model/tiers";
 import { stackValues } from "../support/fixtures";
 
 const prod = () => stackValues("prod");

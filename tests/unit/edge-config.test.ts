@@ -3,8 +3,9 @@
  * secret's) and what is allowed.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, resolveConfig } from "../../components/config";
-import { backupCredentialsSource } from "../../components/edge-config";
+import { backupCredentialsSource } from "../../components/storage";
+import { ConfigError } from "../../config/problems";
+import { resolveConfig } from "../../config/resolve";
 import { stackValues } from "../support/fixtures";
 
 const SECRET = "f".repeat(64);

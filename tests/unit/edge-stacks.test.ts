@@ -3,8 +3,8 @@
  * valid R2 bucket names, and stacks that never share a hostname, a bucket, or a zone's settings.
  */
 import { describe, expect, it } from "vitest";
-import { resolveConfig } from "../../components/config";
 import { bucketNames, r2BucketNameProblem } from "../../components/storage";
+import { resolveConfig } from "../../config/resolve";
 import { stackValues } from "../support/fixtures";
 import { allStackFiles } from "../support/stack-files";
 

@@ -4,7 +4,6 @@
  */
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import type { Route } from "../../components/config";
 import {
   CATCH_ALL_SERVICE,
   pathPrefixRegex,
@@ -23,7 +22,10 @@ import {
   s3SecretFromTokenValue,
   uploadsCorsRules,
 } from "../../components/storage";
-import { BACKUP_RETENTION, CADDY_INTERNAL_URL } from "../../components/topology";
+import { routesInMatchOrder } from "../../config/routes";
+import type { Route } from "../../config/server";
+import { BACKUP_RETENTION } from "../../model/backups";
+import { CADDY_INTERNAL_URL } from "../../model/services";
 
 const route = (hostname: string, service: string, path?: string): Route => ({
   hostname,
@@ -39,7 +41,7 @@ describe("tunnel ingress rules", () => {
     route("app.example.com", "api", "/api"),
     route("app.example.com", "admin", "/api/admin"),
   ];
-  const rules = tunnelIngressRules(routes, CADDY_INTERNAL_URL);
+  const rules = tunnelIngressRules(routesInMatchOrder(routes), CADDY_INTERNAL_URL);
 
   it("has one rule per route plus the catch-all", () => {
     expect(rules).toHaveLength(routes.length + 1);

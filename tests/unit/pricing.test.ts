@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { estimateMonthlyCost, formatCost, HETZNER_PRICES_EUR, PRICES_AS_OF } from "../../components/pricing";
-import { TIER_NAMES, TIERS } from "../../components/tiers";
+import { estimateMonthlyCost, formatCost, HETZNER_PRICES_EUR, PRICES_AS_OF } from "../../model/pricing";
+import { TIER_NAMES, TIERS } from "../../model/tiers";
 
 describe("the monthly cost estimate", () => {
   it("adds the server, the IPv4 address and the volume", () => {

@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
-import { CONFIG_KEYS, PROJECT, stackConfigSchema } from "../../components/config";
+import { PROJECT } from "../../config/namespaces";
+import { CONFIG_KEYS, stackConfigSchema } from "../../config/schema";
 import { PROJECT_ROOT } from "../../scripts/mock-engine";
 import { STACKS, stackValues } from "../support/fixtures";
 

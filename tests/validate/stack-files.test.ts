@@ -7,8 +7,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { resolveConfig, type StackConfig } from "../../components/config";
 import { renderStackFiles, SCRIPTS_DIR } from "../../compose/stack-files";
+import { resolveConfig, type StackConfig } from "../../config/resolve";
 import { DOCKER, exampleNames, resolveExample, run, stackFileValues, standInDotenv } from "../support/stack-configs";
 
 function writeStack(config: StackConfig, dotenv = standInDotenv(config)): string {

@@ -15,7 +15,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { parse } from "yaml";
-import { CADDY_SERVICE } from "../../components/topology";
+import { CADDY_SERVICE } from "../../model/services";
 import { engineConfig, PROJECT_ROOT, runProgram } from "../../scripts/mock-engine";
 import type { CommandResult, Vm } from "./vm";
 

@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as ini from "ini";
-import { BACKUP_RETENTION } from "../../components/topology";
+import { BACKUP_RETENTION } from "../model/backups";
+import { DATA_DIR } from "../model/server";
 
 /** Where things live on the server. */
 export const BACKUP_PATHS = {
@@ -18,14 +19,14 @@ export const BACKUP_PATHS = {
   envFile: "/etc/webstack/backup/backup.env",
   recipientsFile: "/etc/webstack/backup/recipients.txt",
   /** On the data volume, so that a rebuilt server keeps the key older backups were encrypted to. */
-  drillIdentityFile: "/srv/data/backup/drill-identity.txt",
+  drillIdentityFile: `${DATA_DIR}/backup/drill-identity.txt`,
   unitDir: "/etc/systemd/system",
 } as const;
 
 export const BACKUP_UNIT = "webstack-backup";
 export const DRILL_UNIT = "webstack-restore-drill";
 
-/** The scripts and static units, by file name in compose/backup/. */
+/** The scripts and static units, by file name in backup/. */
 export const STATIC_FILES = [
   "lib.sh",
   "backup.sh",
@@ -36,7 +37,7 @@ export const STATIC_FILES = [
 ] as const;
 
 const HERE = __dirname;
-const RUNBOOK = join(HERE, "..", "..", "docs", "restore.md");
+const RUNBOOK = join(HERE, "..", "docs", "restore.md");
 
 /** One file to install: its absolute path on the server, its mode and its content. */
 export interface ServerFile {
@@ -56,6 +57,8 @@ export interface TimerInput {
 
 /** A systemd timer: persistent (a run missed while off runs at boot) with a random delay. */
 export function renderTimer(input: TimerInput): string {
+  // The header still names the renderer's old path (compose/backup/): it is part of the installed
+  // unit, and this move changes no byte the server receives. Update it with a deliberate change.
   const header = `# Rendered by compose/backup/render.ts from the stack config; installed by components/backups.ts.\n`;
   return (
     header +
@@ -119,6 +122,7 @@ export function renderBackupEnv(input: BackupEnvInput): string {
     ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
     ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],
   ];
+  // The old path again, as in the timers' header: the installed file stays byte-identical.
   const lines = ["# Rendered by compose/backup/render.ts; holds the bucket credentials. 0600 root."];
   for (const [key, value] of vars) {
     if (value === undefined || value === "") continue;
@@ -149,30 +153,21 @@ export function backupFiles(input: BackupFilesInput): ServerFile[] {
       mode: "0644",
       content: `# age recipients of the backups (public keys; from the stack config webstack:backupRecipients)\n${input.recipients.join("\n")}\n`,
     },
-    {
-      path: `${BACKUP_PATHS.unitDir}/${BACKUP_UNIT}.timer`,
-      mode: "0644",
-      content: renderTimer({
-        description: "Daily encrypted PostgreSQL backup (webstack)",
-        onCalendar: input.schedule,
-        unit: `${BACKUP_UNIT}.service`,
-        randomizedDelaySec: 1800,
-      }),
-    },
+    timerFile(BACKUP_UNIT, "Daily encrypted PostgreSQL backup (webstack)", input.schedule),
   );
   if (input.drill) {
-    files.push({
-      path: `${BACKUP_PATHS.unitDir}/${DRILL_UNIT}.timer`,
-      mode: "0644",
-      content: renderTimer({
-        description: "Weekly restore drill of the latest backup (webstack)",
-        onCalendar: input.drillSchedule,
-        unit: `${DRILL_UNIT}.service`,
-        randomizedDelaySec: 1800,
-      }),
-    });
+    files.push(timerFile(DRILL_UNIT, "Weekly restore drill of the latest backup (webstack)", input.drillSchedule));
   }
   return files;
+}
+
+/** The timer of a unit's service, with up to 30 minutes of random delay. */
+function timerFile(unit: string, description: string, onCalendar: string): ServerFile {
+  return {
+    path: `${BACKUP_PATHS.unitDir}/${unit}.timer`,
+    mode: "0644",
+    content: renderTimer({ description, onCalendar, unit: `${unit}.service`, randomizedDelaySec: 1800 }),
+  };
 }
 
 export function sha256(text: string): string {

@@ -3,16 +3,10 @@
  * server's keys. Each is documented where it is declared, with its default.
  */
 import { z } from "zod";
+import { DATA_DIR } from "../model/server";
+import { ageRecipientProblem, checked } from "./checks";
 
-/** An age X25519 recipient: "age1" and 58 bech32 characters. */
-const AGE_RECIPIENT = /^age1[02-9ac-hj-np-z]{58}$/;
-/** age also encrypts to OpenSSH keys (ed25519 and RSA). */
-const SSH_RECIPIENT = /^(ssh-ed25519|ssh-rsa) [A-Za-z0-9+/]+={0,2}( \S.*)?$/;
-
-const recipientSchema = z.string().superRefine((value, ctx) => {
-  const problem = ageRecipientProblem(value);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+const recipientSchema = checked(ageRecipientProblem);
 
 /**
  * A systemd calendar expression (`OnCalendar=`). The characters are limited to what calendar
@@ -63,20 +57,9 @@ export const backupConfigFields = {
    */
   backupUploadsDirs: z
     .array(
-      z.string().regex(/^\/srv\/data\/[A-Za-z0-9._/-]+$/, {
-        message: "must be an absolute path under /srv/data (letters, digits, '.', '_', '-', '/')",
+      z.string().regex(new RegExp(`^${DATA_DIR}/[A-Za-z0-9._/-]+$`), {
+        message: `must be an absolute path under ${DATA_DIR} (letters, digits, '.', '_', '-', '/')`,
       }),
     )
     .default([]),
 };
-
-/** Why a string is not an age recipient the backups can encrypt to, or undefined when it is one. */
-export function ageRecipientProblem(value: string): string | undefined {
-  const allowed = "an age public key (age1…, from age-keygen -y) or an ssh-ed25519/ssh-rsa public key line";
-  if (value.startsWith("AGE-SECRET-KEY-")) {
-    return `is an age PRIVATE key; give its public key (age-keygen -y FILE) instead, and keep the private key off the server (${allowed})`;
-  }
-  if (/PRIVATE KEY/.test(value)) return `is a private key; ${allowed}`;
-  if (AGE_RECIPIENT.test(value) || SSH_RECIPIENT.test(value)) return undefined;
-  return `is not ${allowed}`;
-}

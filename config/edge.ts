@@ -5,9 +5,8 @@
  * The Cloudflare provider's own token is not one of them: it comes from `cloudflare:apiToken`
  * (`pulumi config set --secret cloudflare:apiToken ...`), as for any Pulumi program.
  */
-import * as pulumi from "@pulumi/pulumi";
 import { z } from "zod";
-import type { CrossCheckProblem } from "./config";
+import type { CrossCheck, Problem } from "./problems";
 
 /** R2 location hints (best effort, honoured only when a bucket is first created). */
 export const R2_LOCATIONS = ["weur", "eeur", "enam", "wnam", "apac", "oc"] as const;
@@ -77,7 +76,7 @@ export const edgeConfigFields = {
 export function plaintextSecretProblems(
   raw: Record<string, unknown>,
   isSecret: (fullKey: string) => boolean,
-): CrossCheckProblem[] {
+): Problem[] {
   return EDGE_SECRET_KEYS.filter((k) => raw[k] !== undefined && !isSecret(k)).map((k) => ({
     path: [k],
     message: `is stored in plaintext; remove it and set it with \`pulumi config set --secret webstack:${k}\``,
@@ -85,7 +84,7 @@ export function plaintextSecretProblems(
 }
 
 /** Cross-key checks of the edge keys (run even when single keys fail; see `crossChecks`). */
-export const edgeCrossChecks: ((raw: Record<string, unknown>) => CrossCheckProblem[])[] = [
+export const edgeCrossChecks: CrossCheck[] = [
   function backupCredentialsComplete(raw) {
     const mode = raw.backupCredentials ?? "token";
     const keys = ["backupAccessKeyId", "backupSecretAccessKey"] as const;
@@ -108,23 +107,3 @@ export const edgeCrossChecks: ((raw: Record<string, unknown>) => CrossCheckProbl
     return [];
   },
 ];
-
-/** Where the backup job's R2 credentials come from, as the Storage component takes it. */
-export type BackupCredentialsSource =
-  | { mode: "token" }
-  | { mode: "config"; accessKeyId: pulumi.Input<string>; secretAccessKey: pulumi.Input<string> };
-
-/** The backup credentials source of a resolved config; the secret key stays a Pulumi secret. */
-export function backupCredentialsSource(config: {
-  backupCredentials: "token" | "config";
-  backupAccessKeyId?: string;
-  backupSecretAccessKey?: string;
-}): BackupCredentialsSource {
-  if (config.backupCredentials === "token") return { mode: "token" };
-  const { backupAccessKeyId, backupSecretAccessKey } = config;
-  // The cross-checks require both keys in this mode; this guards callers that skip them.
-  if (backupAccessKeyId === undefined || backupSecretAccessKey === undefined) {
-    throw new Error('webstack:backupCredentials is "config" but backupAccessKeyId or backupSecretAccessKey is unset');
-  }
-  return { mode: "config", accessKeyId: backupAccessKeyId, secretAccessKey: pulumi.secret(backupSecretAccessKey) };
-}

@@ -2,8 +2,10 @@
  * Memory: the tier's budgets turned into a limit per compose service, and into the Postgres and
  * Redis settings that must fit inside those limits. Pure functions of the tier and the services.
  */
-import type { AppService } from "../components/app-config";
-import type { Tier } from "../components/tiers";
+
+import { CADDY_SERVICE, CLOUDFLARED_SERVICE, POSTGRES_SERVICE, REDIS_SERVICE } from "../model/services";
+import type { Tier } from "../model/tiers";
+import type { AppService } from "./app";
 
 /** Caddy's part of the proxy budget; cloudflared gets the rest (it needs ~40 MiB at rest). */
 const CADDY_SHARE_OF_PROXY = 0.6;
@@ -37,8 +39,12 @@ export class MemoryBudgetError extends Error {
 export function planMemory(tier: Tier, services: readonly AppService[], withCloudflared: boolean): MemoryPlan {
   const m = tier.memory;
   const caddyMb = withCloudflared ? Math.floor(m.proxyMb * CADDY_SHARE_OF_PROXY) : m.proxyMb;
-  const limits: Record<string, number> = { postgres: m.postgresMb, redis: m.redisMb, caddy: caddyMb };
-  if (withCloudflared) limits.cloudflared = m.proxyMb - caddyMb;
+  const limits: Record<string, number> = {
+    [POSTGRES_SERVICE]: m.postgresMb,
+    [REDIS_SERVICE]: m.redisMb,
+    [CADDY_SERVICE]: caddyMb,
+  };
+  if (withCloudflared) limits[CLOUDFLARED_SERVICE] = m.proxyMb - caddyMb;
 
   const fixedMb = services.reduce((sum, s) => sum + (s.memoryMb ?? 0) * s.replicas, 0);
   const shared = services.filter((s) => s.memoryMb === undefined);
@@ -118,5 +124,27 @@ export function redisTuning(redisMb: number, appendOnly: boolean, evictionPolicy
   return {
     maxmemoryMb: Math.floor(redisMb * (appendOnly ? 0.6 : 0.75)),
     evictionPolicy: evictionPolicy ?? (appendOnly ? "noeviction" : "allkeys-lru"),
+  };
+}
+
+/** The memory plan of a stack: every container's limit, and the Postgres and Redis settings that fit them. */
+export interface StackMemory extends MemoryPlan {
+  readonly postgres: PostgresTuning;
+  readonly redis: RedisTuning;
+}
+
+/** The memory plan of a resolved config; throws a MemoryBudgetError when it does not fit the tier. */
+export function stackMemory(config: {
+  readonly tier: Tier;
+  readonly services: readonly AppService[];
+  readonly exposure: "tunnel" | "direct";
+  readonly postgres: { readonly maxConnections?: number };
+  readonly redis: { readonly appendOnly: boolean; readonly evictionPolicy?: string };
+}): StackMemory {
+  const plan = planMemory(config.tier, config.services, config.exposure === "tunnel");
+  return {
+    ...plan,
+    postgres: postgresTuning(plan.limitsMb[POSTGRES_SERVICE], config.postgres.maxConnections),
+    redis: redisTuning(plan.limitsMb[REDIS_SERVICE], config.redis.appendOnly, config.redis.evictionPolicy),
   };
 }

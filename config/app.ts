@@ -6,28 +6,13 @@
  * with PostGIS comes from `imresamu/postgis` (same layout and entrypoint as the official image).
  */
 import { z } from "zod";
-
-/** Compose service names the stack itself uses; user services may not take them. */
-export const RESERVED_SERVICE_NAMES = ["postgres", "redis", "caddy", "cloudflared", "migrate"] as const;
-
-/** The namespace of app secrets: `pulumi config set --secret secrets:JWT_SECRET …`. */
-export const APP_SECRET_NAMESPACE = "secrets";
+import { STACK_ENV_NAMES } from "../model/env";
+import { RESERVED_SERVICE_NAMES } from "../model/services";
+import { APP_SECRET_NAMESPACE } from "./namespaces";
+import type { CrossCheck, Problem } from "./problems";
 
 const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
-/** Variables the stack sets itself for every app service (database and Redis connection). */
-export const STACK_ENV_NAMES = [
-  "DATABASE_URL",
-  "PGHOST",
-  "PGPORT",
-  "PGUSER",
-  "PGPASSWORD",
-  "PGDATABASE",
-  "REDIS_URL",
-  "REDIS_HOST",
-  "REDIS_PORT",
-  "REDIS_PASSWORD",
-] as const;
 
 /**
  * An image reference pinned by tag or digest: `ghcr.io/acme/api:1.4.2` or `ghcr.io/acme/api@sha256:…`.
@@ -231,11 +216,6 @@ export const appConfigFields = {
     .default({ caddyImage: "caddy:2.10-alpine", cloudflaredImage: "cloudflare/cloudflared:2025.8.1" }),
 };
 
-interface Problem {
-  readonly path: (string | number)[];
-  readonly message: string;
-}
-
 type Loose = Record<string, unknown>;
 const isObject = (v: unknown): v is Loose => v !== null && typeof v === "object" && !Array.isArray(v);
 
@@ -244,7 +224,7 @@ const isObject = (v: unknown): v is Loose => v !== null && typeof v === "object"
  * and not the stack's own, the migration and uploads name existing services, workers alone scale.
  * Like the foundation's checks they look only at values of the right shape.
  */
-export const appCrossChecks: ((raw: Loose) => Problem[])[] = [
+export const appCrossChecks: CrossCheck[] = [
   function servicesAreWellFormed(raw) {
     if (!Array.isArray(raw.services)) return [];
     const problems: Problem[] = [];

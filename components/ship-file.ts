@@ -1,0 +1,77 @@
+/**
+ * One file shipped to the server over SSH, atomically and with its mode: its text travels on the
+ * command's stdin (never on a command line, so a secret stays inside the Pulumi secret), is
+ * written beside the target and renamed over it, so a reader sees the old file or the new one,
+ * never half of one. The app stack and the backups ship every file this way.
+ */
+import * as command from "@pulumi/command";
+import type * as pulumi from "@pulumi/pulumi";
+
+export type FileMode = "0644" | "0755" | "0600";
+
+/** A file to put on the server: absolute path, mode and text. */
+export interface RemoteFile {
+  readonly path: string;
+  readonly mode: FileMode;
+  readonly content: pulumi.Input<string>;
+}
+
+/**
+ * Who writes the file: the deploy user, into a directory it owns (the app's releases), or root
+ * through sudo (system paths: /etc, /usr/local, systemd units).
+ */
+export type Writer = "deploy" | "root";
+
+export interface ShipFileArgs {
+  readonly connection: command.types.input.remote.ConnectionArgs;
+  readonly writer: Writer;
+  /** Values whose change re-ships the file (a replacement, see FACTS on @pulumi/command). */
+  readonly triggers?: pulumi.Input<unknown>[];
+  /** Remove the file when the resource is deleted (files the component alone owns). */
+  readonly removeOnDelete?: boolean;
+}
+
+/** The remote command that ships `file`. */
+export function shipFile(
+  name: string,
+  file: RemoteFile,
+  args: ShipFileArgs,
+  opts: pulumi.CustomResourceOptions,
+): command.remote.Command {
+  const sudo = args.writer === "root" ? "sudo " : "";
+  return new command.remote.Command(
+    name,
+    {
+      connection: args.connection,
+      create: writeFileCommand(file.path, file.mode, args.writer),
+      delete: args.removeOnDelete ? `${sudo}rm -f ${file.path}` : undefined,
+      stdin: file.content,
+      triggers: args.triggers,
+    },
+    opts,
+  );
+}
+
+/** A shell command that writes stdin to `path` with `mode`, atomically. */
+export function writeFileCommand(path: string, mode: FileMode, writer: Writer): string {
+  const dir = path.slice(0, path.lastIndexOf("/"));
+  if (writer === "root") {
+    return (
+      `sudo install -d -m 0755 ${dir} && ` +
+      `sudo sh -c 'umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new && mv -f ${path}.new ${path}'`
+    );
+  }
+  const tmp = shq(`${path}.tmp`);
+  // A private file is created private (umask 077 before it exists), so it needs no chmod and is
+  // never readable by anyone else, not even between the write and the rename.
+  const write =
+    mode === "0600"
+      ? `umask 077; mkdir -p ${shq(dir)}; cat > ${tmp}`
+      : `mkdir -p ${shq(dir)}; cat > ${tmp}; chmod ${mode} ${tmp}`;
+  return `set -eu; ${write}; mv ${tmp} ${shq(path)}`;
+}
+
+/** Quote a word for a POSIX shell. */
+export function shq(word: string): string {
+  return `'${word.replaceAll("'", `'\\''`)}'`;
+}

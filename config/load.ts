@@ -1,0 +1,44 @@
+/**
+ * The only code that reads Pulumi config: the stack's keys and the app secrets, read once and
+ * together, then resolved and checked. It fails closed: a key the engine cannot tell secret is
+ * treated as an error, never as a secret. Nothing downstream reads `pulumi.Config` again.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { appSecretNames, appSecretProblems } from "./app";
+import { APP_SECRET_NAMESPACE } from "./namespaces";
+import { ConfigError } from "./problems";
+import { rawConfigFromPulumi, resolveConfig, type StackConfig } from "./resolve";
+
+export interface LoadedConfig {
+  readonly config: StackConfig;
+  /** App secret values by name (`secrets:<NAME>`), each a Pulumi secret. */
+  readonly appSecrets: Readonly<Record<string, pulumi.Output<string>>>;
+}
+
+/**
+ * Read and resolve the current stack's config from the Pulumi engine (the CLI or the mocks). A
+ * bad stack config, then a missing or plaintext app secret, fails here, before any resource.
+ */
+export function loadConfig(): LoadedConfig {
+  const all = pulumi.runtime.allConfig();
+  const config = resolveConfig(pulumi.getStack(), rawConfigFromPulumi(all), isConfigSecret);
+  const problems = appSecretProblems(config.services, all, isConfigSecret);
+  if (problems.length > 0) throw new ConfigError(config.stack, problems);
+  const secrets = new pulumi.Config(APP_SECRET_NAMESPACE);
+  const appSecrets = Object.fromEntries(
+    appSecretNames(config.services).map((name) => [name, secrets.requireSecret(name)]),
+  );
+  return { config, appSecrets };
+}
+
+/** Whether the engine holds a config key as secret (the SDK's own check, internal to it). */
+function isConfigSecret(fullKey: string): boolean {
+  // biome-ignore lint/suspicious/noExplicitAny: internal, untyped module of @pulumi/pulumi
+  const runtimeConfig: any = require("@pulumi/pulumi/runtime/config");
+  if (typeof runtimeConfig.isConfigSecret !== "function") {
+    throw new Error(
+      "this @pulumi/pulumi cannot tell secret config from plaintext (no isConfigSecret): refusing to go on",
+    );
+  }
+  return Boolean(runtimeConfig.isConfigSecret(fullKey));
+}

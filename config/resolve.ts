@@ -1,0 +1,118 @@
+/**
+ * Stack config: validated once and resolved into one plain typed object, the `StackConfig` every
+ * component and renderer receives. Pure: `load.ts` hands it what Pulumi holds. A bad config fails
+ * before any resource is registered, with every problem of the config in one message that names
+ * the key, the bad value and what is allowed.
+ */
+import { type PublicPort, publicWebPorts } from "../model/ports";
+import { type CostEstimate, estimateMonthlyCost } from "../model/pricing";
+import type { Tier } from "../model/tiers";
+import { TIERS } from "../model/tiers";
+import { plaintextSecretProblems } from "./edge";
+import { type StackMemory, stackMemory } from "./memory";
+import { PROJECT } from "./namespaces";
+import { ConfigError, describeIssue, describeProblem } from "./problems";
+import { hostnamesOf, routesInMatchOrder } from "./routes";
+import { crossChecks, SECRET_CONFIG_KEYS, type StackConfigOutput, stackConfigSchema } from "./schema";
+import type { Route } from "./server";
+
+const messages = { schema: stackConfigSchema, secretKeys: SECRET_CONFIG_KEYS };
+
+/** The resolved config every component receives. */
+export interface StackConfig extends Omit<StackConfigOutput, "tier" | "labels"> {
+  /** Every hostname the routes serve, in the order they first appear. */
+  readonly hostnames: readonly string[];
+  readonly stack: string;
+  readonly tier: Tier;
+  /** Hetzner labels: the user's plus app/stack/managed-by. */
+  readonly labels: Readonly<Record<string, string>>;
+  /** `<app>-<stack>`, the prefix of every resource name. */
+  readonly prefix: string;
+  /** The routes in the order the tunnel and Caddy try them (see `routesInMatchOrder`). */
+  readonly routesInMatchOrder: readonly Route[];
+  /** Container memory limits and the Postgres and Redis settings inside them. */
+  readonly memory: StackMemory;
+  /** The web ports open to the world: none in tunnel mode, 80/443 in direct mode. */
+  readonly publicWebPorts: readonly PublicPort[];
+  /** What the Hetzner resources of the stack cost a month. */
+  readonly monthlyCost: CostEstimate;
+}
+
+/**
+ * Validate raw config values (as the stack file holds them, keyed without namespace) and resolve
+ * the tier. Throws a ConfigError listing every problem. With `isSecret` (whether the engine holds a
+ * full key as secret), secret keys stored in plaintext are problems too.
+ */
+export function resolveConfig(
+  stack: string,
+  raw: Record<string, unknown>,
+  isSecret?: (fullKey: string) => boolean,
+): StackConfig {
+  const problems: string[] = [];
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(stack)) {
+    problems.push(
+      `stack name "${stack}": must be 1-20 characters of lowercase letters, digits and '-' (it goes into resource and bucket names)`,
+    );
+  }
+  const result = stackConfigSchema.safeParse(raw);
+  if (!result.success) {
+    for (const issue of result.error.issues) problems.push(describeIssue(issue, raw, messages));
+  }
+  const checks = isSecret
+    ? [...crossChecks, (r: typeof raw) => plaintextSecretProblems(r, (k) => isSecret(`${PROJECT}:${k}`))]
+    : crossChecks;
+  for (const check of checks) {
+    for (const p of check(raw)) problems.push(describeProblem(p, raw, messages));
+  }
+  if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems);
+
+  const parsed = result.data;
+  const userLabels = Object.fromEntries(
+    parsed.labels.map((l) => {
+      const at = l.indexOf("=");
+      return [l.slice(0, at), l.slice(at + 1)];
+    }),
+  );
+  const tier = TIERS[parsed.tier as keyof typeof TIERS];
+  return {
+    ...parsed,
+    stack,
+    tier,
+    prefix: `${parsed.appName}-${stack}`,
+    hostnames: hostnamesOf(parsed.routes),
+    labels: { ...userLabels, app: parsed.appName, stack, "managed-by": "pulumi" },
+    routesInMatchOrder: routesInMatchOrder(parsed.routes),
+    memory: stackMemory({ ...parsed, tier }),
+    publicWebPorts: publicWebPorts(parsed.exposure),
+    monthlyCost: estimateMonthlyCost({ ...parsed, tier }),
+  };
+}
+
+/**
+ * Read the stack's raw config values from Pulumi config. Values that Pulumi holds as strings
+ * (numbers, booleans, lists set with `--path` or in YAML) are decoded from JSON where they parse;
+ * the schema then judges them. Unknown keys in the project namespace are kept, so the schema can
+ * name them.
+ */
+export function rawConfigFromPulumi(all: Record<string, string>): Record<string, unknown> {
+  const raw: Record<string, unknown> = {};
+  const prefix = `${PROJECT}:`;
+  for (const [fullKey, text] of Object.entries(all)) {
+    if (!fullKey.startsWith(prefix)) continue;
+    const key = fullKey.slice(prefix.length);
+    raw[key] = decode(text);
+  }
+  return raw;
+}
+
+function decode(text: string): unknown {
+  const t = text.trim();
+  if (/^[[{]/.test(t) || /^(true|false|-?\d+(\.\d+)?)$/.test(t)) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return text;
+    }
+  }
+  return text;
+}

@@ -1,0 +1,21 @@
+/** The environment the stack gives its services, and the keys of the `.env` beside the compose file. */
+
+/** Variables the stack sets itself for every app service (database and Redis connection). */
+export const STACK_ENV_NAMES = [
+  "DATABASE_URL",
+  "PGHOST",
+  "PGPORT",
+  "PGUSER",
+  "PGPASSWORD",
+  "PGDATABASE",
+  "REDIS_URL",
+  "REDIS_HOST",
+  "REDIS_PORT",
+  "REDIS_PASSWORD",
+] as const;
+
+/** The generated passwords the `.env` must define (the app secrets come on top). */
+export const POSTGRES_PASSWORD_KEY = "POSTGRES_PASSWORD";
+export const REDIS_PASSWORD_KEY = "REDIS_PASSWORD";
+/** The tunnel's connector token in the `.env` (tunnel mode); cloudflared reads it from there. */
+export const TUNNEL_TOKEN_KEY = "TUNNEL_TOKEN";

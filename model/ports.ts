@@ -1,0 +1,26 @@
+/**
+ * The ports the server opens to the world. SSH always (from the admin networks only); in `direct`
+ * exposure also the web ports, which the Hetzner firewall, the host firewall and Caddy's published
+ * ports all take from here.
+ */
+
+export const SSH_PORT = 22;
+
+export interface PublicPort {
+  readonly port: number;
+  readonly protocol: "tcp" | "udp";
+  /** Why it is open (the Hetzner firewall rule's description). */
+  readonly description: string;
+}
+
+/** The web ports `direct` exposure opens, in this order everywhere. */
+export const DIRECT_MODE_PORTS: readonly PublicPort[] = [
+  { port: 80, protocol: "tcp", description: "HTTP (redirects to HTTPS, ACME)" },
+  { port: 443, protocol: "tcp", description: "HTTPS" },
+  { port: 443, protocol: "udp", description: "HTTP/3" },
+];
+
+/** The web ports open to the world in an exposure mode: none with the tunnel. */
+export function publicWebPorts(exposure: "tunnel" | "direct"): readonly PublicPort[] {
+  return exposure === "direct" ? DIRECT_MODE_PORTS : [];
+}

@@ -1,0 +1,23 @@
+/**
+ * Facts of the server every layer agrees on: where state lives and who logs in. cloud-init creates
+ * the users and mounts the volume; the deploy steps and the backups rely on both.
+ */
+
+/**
+ * Where the Hetzner Volume is mounted; every piece of state lives below it. The static files of
+ * cloud-init (the mount units) and the backup services (`RequiresMountsFor=`) say the same path.
+ */
+export const DATA_DIR = "/srv/data";
+
+/**
+ * Where the app stack lives: on the data volume, so a rebuilt server finds it. A parameter only
+ * for the Docker end-to-end test, which renders the stack into a scratch directory.
+ */
+export function appDir(dataDir: string = DATA_DIR): string {
+  return `${dataDir}/app`;
+}
+
+/** Users who may log in over SSH; the sshd drop-in lists the same two names. */
+export const ADMIN_USER = "admin";
+/** The user the deploy steps and the backups' install run as (docker group, passwordless sudo). */
+export const DEPLOY_USER = "deploy";
