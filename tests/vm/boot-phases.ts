@@ -31,8 +31,8 @@ export interface BootPhases {
   units: { name: string; ms: number }[];
   /** cloud-init's slowest stages and modules, slowest first, in ms. */
   modules: { name: string; ms: number }[];
-  /** Each apt-get run of the boot, with the time before dpkg's first line (resolve and download). */
-  aptRuns: { commandLine: string; ms: number; beforeDpkgMs: number; dpkg: DpkgSteps }[];
+  /** Each apt-get run of the boot (apt logs its start once it has downloaded: this is dpkg's time). */
+  aptRuns: { commandLine: string; ms: number; dpkg: DpkgSteps }[];
 }
 
 /** `2026-12-01  21:24:45` or `2026-12-01 21:24:45` (the guest's clock is UTC) → ms since the epoch. */
@@ -103,8 +103,8 @@ const STEP_OF_ACTION: Record<string, keyof Omit<DpkgSteps, "byPackage">> = {
 };
 
 /** dpkg's time between `fromMs` and `toMs`, by step and by package. */
-export function dpkgSteps(dpkgLog: string, fromMs: number, toMs: number): DpkgSteps & { firstLineMs?: number } {
-  const steps: DpkgSteps & { firstLineMs?: number } = {
+export function dpkgSteps(dpkgLog: string, fromMs: number, toMs: number): DpkgSteps {
+  const steps: DpkgSteps = {
     unpack: 0,
     configure: 0,
     trigger: 0,
@@ -112,7 +112,6 @@ export function dpkgSteps(dpkgLog: string, fromMs: number, toMs: number): DpkgSt
     byPackage: new Map(),
   };
   const lines = parseDpkgLog(dpkgLog).filter((l) => l.ms >= fromMs && l.ms <= toMs);
-  steps.firstLineMs = lines[0]?.ms;
   let step: keyof Omit<DpkgSteps, "byPackage"> = "unpack";
   let pkg = "";
   for (let i = 0; i < lines.length; i++) {
@@ -145,15 +144,11 @@ export function bootPhases(
   return {
     units: parseUnitBlame(logs.unitBlame),
     modules: parseBlame(logs.blame),
-    aptRuns: runs.map((r) => {
-      const dpkg = dpkgSteps(logs.dpkgLog, r.startMs, r.endMs);
-      return {
-        commandLine: r.commandLine,
-        ms: r.endMs - r.startMs,
-        beforeDpkgMs: (dpkg.firstLineMs ?? r.endMs) - r.startMs,
-        dpkg,
-      };
-    }),
+    aptRuns: runs.map((r) => ({
+      commandLine: r.commandLine,
+      ms: r.endMs - r.startMs,
+      dpkg: dpkgSteps(logs.dpkgLog, r.startMs, r.endMs),
+    })),
   };
 }
 
