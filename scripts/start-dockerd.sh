@@ -14,7 +14,8 @@ command -v dockerd >/dev/null || {
 }
 echo "start-dockerd: starting dockerd (log: $cache/dockerd.log)"
 # setsid: the daemon outlives this script and the test run's process group.
-setsid dockerd >>"$cache/dockerd.log" 2>&1 </dev/null &
+# No inherited descriptors beyond stdio: a build script's lock (fd 9) must not outlive the script.
+setsid dockerd >>"$cache/dockerd.log" 2>&1 </dev/null 9>&- &
 for _ in $(seq 60); do
   if "$docker" info >/dev/null 2>&1; then exit 0; fi
   sleep 0.5

@@ -16,17 +16,23 @@ here="$(cd "$(dirname "$0")" && pwd)"
 cache="${WEBSTACK_CACHE:-/var/cache/webstack}/stack-images"
 docker="${DOCKER:-/usr/bin/docker}"
 mkdir -p "$cache"
+# One build at a time (the Docker suites start in parallel and share the rootfs directory).
+exec 9>"$cache/.lock"
+flock 9
 
 # Bump when the package list or a Dockerfile changes, so a stale cache is rebuilt.
-version=3
+version=4
 images=(local/postgis:17-3.5 local/redis:standin local/caddy:standin local/cloudflared:standin local/app:standin)
 tarball="$cache/images-v$version.tar"
 
 print_tarball=false
 [ "${1:-}" = --tarball ] && print_tarball=true
 
+# Every image is there and was built by this version of the script (its label says so).
 have_all() {
-  for image in "${images[@]}"; do "$docker" image inspect "$image" >/dev/null 2>&1 || return 1; done
+  for image in "${images[@]}"; do
+    [ "$("$docker" image inspect -f '{{index .Config.Labels "webstack.stand-in"}}' "$image" 2>/dev/null)" = "v$version" ] || return 1
+  done
 }
 
 # The tarball alone is what --tarball needs: no engine has to run for it.
@@ -76,7 +82,7 @@ for dir in "$here"/*/; do
   name="$(basename "$dir")"
   tag=standin
   [ "$name" = postgis ] && tag=17-3.5
-  DOCKER_BUILDKIT=0 "$docker" build -q -t "local/$name:$tag" "$dir" >/dev/null
+  DOCKER_BUILDKIT=0 "$docker" build -q --label "webstack.stand-in=v$version" -t "local/$name:$tag" "$dir" >/dev/null
 done
 "$docker" save -o "$tarball.tmp" "${images[@]}"
 mv "$tarball.tmp" "$tarball"

@@ -11,19 +11,28 @@ if [ "$(id -u)" = 0 ]; then
   chmod 3775 /var/run/postgresql
 fi
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
   user="${POSTGRES_USER:-postgres}" db="${POSTGRES_DB:-$user}"
+  # As the official image: POSTGRES_HOST_AUTH_METHOD=trust needs no password (the restore drill's
+  # throwaway container on no network); otherwise a password is required.
+  auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
   pwfile="$(mktemp)"
-  printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
-  chown postgres "$pwfile"
-  as_postgres initdb -D "$PGDATA" -U "$user" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  if [ "$auth" = trust ]; then
+    as_postgres initdb -D "$PGDATA" -U "$user" --auth=trust >/dev/null
+  else
+    : "${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}"
+    printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
+    chown postgres "$pwfile"
+    as_postgres initdb -D "$PGDATA" -U "$user" --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+  fi
   rm -f "$pwfile"
   printf "listen_addresses = '*'\n" >>"$PGDATA/postgresql.conf"
-  printf 'host all all all scram-sha-256\n' >>"$PGDATA/pg_hba.conf"
+  printf 'host all all all %s\n' "$auth" >>"$PGDATA/pg_hba.conf"
   as_postgres pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
   if [ "$db" != postgres ]; then as_postgres psql -q -U "$user" -d postgres -c "CREATE DATABASE \"$db\""; fi
   as_postgres psql -q -U "$user" -d "$db" -c "CREATE EXTENSION IF NOT EXISTS postgis"
   as_postgres pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+  # The official image's line, which the restore drill waits for.
+  echo "PostgreSQL init process complete; ready for start up."
 fi
 if [ "$1" = postgres ]; then exec setpriv --reuid=postgres --regid=postgres --init-groups "$@"; fi
 exec "$@"
