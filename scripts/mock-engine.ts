@@ -162,7 +162,10 @@ function standInOutputs(
   name: string,
   inputs: Record<string, unknown>,
   n: number,
+  generation: number,
 ): Record<string, unknown> {
+  // A resource made again (a replaced password, a rebuilt server) gets new values.
+  const again = generation > 0 ? `-g${generation}` : "";
   switch (type) {
     case "hcloud:index/primaryIp:PrimaryIp":
       return { ipAddress: inputs.type === "ipv6" ? "2001:db8:10::/64" : "203.0.113.10" };
@@ -182,7 +185,7 @@ function standInOutputs(
         privateKeyPem: pulumi.secret(`stand-in private key of ${name}`),
       };
     case "random:index/randomPassword:RandomPassword":
-      return { result: pulumi.secret(`stand-in-password-${name}`) };
+      return { result: pulumi.secret(`stand-in-password-${name}${again}`) };
     case "random:index/randomBytes:RandomBytes":
       return {
         base64: pulumi.secret(Buffer.from(standInHex(name, 32), "hex").toString("base64")),
@@ -292,7 +295,15 @@ export function settle<T>(value: pulumi.Input<T>): Promise<T> {
  */
 let runs = 0;
 
-export async function runProgram(stack: string, config: EngineConfig): Promise<ProgramRun> {
+export interface RunOptions {
+  /**
+   * Resources made again since the first deploy, by name, and how many times: they get new ids
+   * and new generated values, as after `pulumi up --replace` or a server rebuilt after a refresh.
+   */
+  generations?: Readonly<Record<string, number>>;
+}
+
+export async function runProgram(stack: string, config: EngineConfig, options: RunOptions = {}): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
   const ids = new Map<string, string>();
   let counter = 1000;
@@ -301,9 +312,15 @@ export async function runProgram(stack: string, config: EngineConfig): Promise<P
     {
       newResource(args) {
         counter += 1;
-        const id = args.type.startsWith("hcloud:") ? String(counter) : `${args.name}-id`;
+        const generation = options.generations?.[args.name] ?? 0;
+        const id = args.type.startsWith("hcloud:")
+          ? String(counter + 100_000 * generation)
+          : `${args.name}-id${generation > 0 ? `-g${generation}` : ""}`;
         ids.set(`${args.type}::${args.name}`, id);
-        return { id, state: { ...args.inputs, ...standInOutputs(args.type, args.name, args.inputs, counter) } };
+        return {
+          id,
+          state: { ...args.inputs, ...standInOutputs(args.type, args.name, args.inputs, counter, generation) },
+        };
       },
       call(args) {
         return standInCall(args.token, args.inputs as Record<string, unknown>);

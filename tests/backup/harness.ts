@@ -117,10 +117,11 @@ export interface S3 {
 }
 
 /** tests/backup/s3-server.ts in a process of its own, with the given buckets under a temp dir. */
-export async function startS3(buckets: string[] = ["backups", "uploads"]): Promise<S3> {
+export async function startS3(buckets: string[] = ["backups", "uploads"], address = "127.0.0.1"): Promise<S3> {
   const dir = mkdtempSync(join(tmpdir(), "webstack-s3-"));
   const child = spawn(process.execPath, ["--import", "tsx", join(__dirname, "s3-server.ts"), dir, ...buckets], {
     stdio: ["ignore", "pipe", "inherit"],
+    env: { ...process.env, S3_ADDRESS: address },
   });
   const port = await new Promise<number>((resolve, reject) => {
     let out = "";
@@ -132,7 +133,7 @@ export async function startS3(buckets: string[] = ["backups", "uploads"]): Promi
     child.on("exit", (code) => reject(new Error(`s3-server exited with ${code}`)));
   });
   return {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `http://${address}:${port}`,
     dir,
     async close() {
       const exited = new Promise((resolve) => child.on("exit", resolve));

@@ -19,7 +19,8 @@ async function main(): Promise<void> {
   }
   const S3rver = require("@20minutes/s3rver") as S3rverClass;
   const server = new S3rver({
-    address: "127.0.0.1",
+    // Loopback unless told otherwise (the lifecycle suite serves the server twin on the Docker bridge).
+    address: process.env.S3_ADDRESS ?? "127.0.0.1",
     port: 0,
     silent: true,
     directory: dir,

@@ -1,0 +1,252 @@
+/**
+ * Day two on the server twin: one stack's life, a `pulumi up` at a time, each change applied in
+ * the order Pulumi applies it (engine.ts) to a twin with systemd, sshd and Docker (twin.ts).
+ * After each change: the stack is what a fresh deploy of the new config gives (the files it
+ * ships, healthy services, the timers it enables), the data written on day one is still there,
+ * and a backup started by hand succeeds and its restore drill passes.
+ *
+ * The tests run in order and share the stack, as a team's updates do.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serverReadyCommand } from "../../components/app-stack";
+import { readConfigFile } from "../../scripts/mock-engine";
+import { type S3, S3_ACCESS_KEY, S3_SECRET_KEY, startS3 } from "../backup/harness";
+import { run } from "../support/stack-configs";
+import { describeSteps, StepFailed } from "./engine";
+import { Life, type Update } from "./life";
+import type { Twin } from "./twin";
+
+const STACK_FILE = `${__dirname}/../stack/e2e-stack.yaml`;
+const COMPOSE = "docker compose -f /srv/data/app/compose.yaml";
+const BACKUP_TIMER = "webstack-backup.timer";
+const DRILL_TIMER = "webstack-restore-drill.timer";
+const SECOND_RECIPIENT = "age13gyny226jneg7wwwz7wll98654j55zyg6c9j4g4akcdfrnv9ec6qw6axck";
+const MINUTE = 60_000;
+/** The resources' name prefix: `<appName>-<stack>`. */
+const PREFIX = "e2e-lifecycle";
+
+let s3: S3;
+let life: Life;
+let images: string;
+/** What the next server's first boot ends with (a scenario sets a failure). */
+let nextFirstBoot: { state: "done" | "error"; log: string } = { state: "done", log: "" };
+
+function imagesTarball(): string {
+  const r = run("bash", [`${__dirname}/../stack/images/build.sh`, "--tarball"], { timeoutMs: 1_800_000 });
+  if (r.status !== 0) throw new Error(`stand-in images: ${r.stderr}`);
+  return r.stdout.trim().split("\n").pop()!;
+}
+
+/** backup.env as the program ships it, pointed at the test's S3 server instead of R2. */
+function towardsTestS3(text: string): string {
+  const values: Record<string, string> = {
+    BACKUP_S3_ENDPOINT: s3.endpoint,
+    BACKUP_S3_BUCKET: "backups",
+    BACKUP_S3_ACCESS_KEY_ID: S3_ACCESS_KEY,
+    BACKUP_S3_SECRET_ACCESS_KEY: S3_SECRET_KEY,
+    BACKUP_S3_PROVIDER: "Other",
+    BACKUP_S3_REGION: "us-east-1",
+  };
+  return text
+    .split("\n")
+    .map((line) => {
+      const key = line.split("=")[0];
+      return key in values ? `${key}="${values[key]}"` : line;
+    })
+    .join("\n");
+}
+
+function sql(twin: Twin, statement: string): string {
+  const r = twin.sh(
+    `${COMPOSE} exec -T postgres sh -c 'psql -qtA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"'`,
+    {
+      input: statement,
+    },
+  );
+  if (r.status !== 0) throw new Error(`psql: ${r.stderr}`);
+  return r.stdout.trim();
+}
+
+/** Services that are neither healthy nor (without a health check) running. */
+function unhealthy(twin: Twin): string[] {
+  const r = twin.sh(`${COMPOSE} ps -a --format '{{.Service}} {{.State}} {{.Health}}'`, { check: true });
+  return r.stdout
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .filter((line) => {
+      const [, state, health] = line.split(" ");
+      return !(health === "healthy" || (!health && state === "running"));
+    });
+}
+
+/** The API through Caddy, from inside the stack's network: it reads PostGIS with .env's password. */
+function apiReadsDatabase(twin: Twin): string {
+  return twin.sh(`${COMPOSE} exec -T caddy curl -fsS -H 'Host: api.e2e.example' http://localhost/api/db`).stdout;
+}
+
+function timerState(twin: Twin, timer: string): string {
+  return twin
+    .sh(`systemctl is-enabled ${timer} 2>/dev/null; systemctl is-active ${timer} 2>/dev/null; true`)
+    .stdout.trim();
+}
+
+/** What a fresh deploy of the current config passes, and day one's data. */
+function expectConverged(update: Update, twin: Twin): void {
+  const context = describeSteps(update.steps);
+  // Every file the program ships is on the server with the content it ships.
+  for (const r of update.run.resources) {
+    if (r.type !== "command:remote:Command" || typeof r.rawInputs.stdin !== "string") continue;
+    const path = /cat > '?([^' ]+?)'?(\.new|\.tmp)'?[; &]/.exec(String(r.rawInputs.create))?.[1];
+    if (!path || path.endsWith(".env")) continue;
+    const onServer = twin.sh(`cat '${path}'`).stdout;
+    expect(onServer, `${path} (shipped by ${r.name}) after:\n${context}`).toBe(r.rawInputs.stdin);
+  }
+  expect(unhealthy(twin), context).toEqual([]);
+  expect(apiReadsDatabase(twin)).toContain("postgis");
+  expect(sql(twin, "SELECT note FROM day_one"), "day one's row").toBe("written on day one");
+  expect(timerState(twin, BACKUP_TIMER), context).toBe("enabled\nactive");
+  const drill = life.value("backupDrill") !== false;
+  // With the drill off, its timer is gone: systemd knows no such unit.
+  expect(timerState(twin, DRILL_TIMER), context).toBe(drill ? "enabled\nactive" : "not-found\ninactive");
+}
+
+/** A backup started by hand succeeds, and (with the drill on) so does restoring it. */
+function expectBackupRestores(twin: Twin): void {
+  const backup = twin.sh("systemctl start webstack-backup.service", { timeoutMs: 5 * MINUTE });
+  expect(backup.status, twin.sh("journalctl -u webstack-backup --no-pager -n 40").stdout).toBe(0);
+  if (life.value("backupDrill") === false) return;
+  const drill = twin.sh("systemctl start webstack-restore-drill.service", { timeoutMs: 5 * MINUTE });
+  expect(drill.status, twin.sh("journalctl -u webstack-restore-drill --no-pager -n 40").stdout).toBe(0);
+}
+
+beforeAll(async () => {
+  images = imagesTarball();
+  // The twin reaches the host on the Docker bridge's gateway.
+  s3 = await startS3(["backups", "uploads"], "172.17.0.1");
+  life = new Life("lifecycle", readConfigFile(STACK_FILE), "lifecycle-twin", {
+    afterBoot: (twin) => {
+      // The stand-in images take the place of a registry pull on a new server.
+      twin.loadImages(images);
+      twin.setFirstBoot(nextFirstBoot.state, nextFirstBoot.log);
+      nextFirstBoot = { state: "done", log: "" };
+    },
+    rewriteStdin: (resource, stdin) => (resource.name.endsWith("-backups-env") ? towardsTestS3(stdin) : stdin),
+  });
+}, 30 * MINUTE);
+
+afterAll(async () => {
+  life?.end();
+  await s3?.close();
+});
+
+describe("a stack's life on the server twin", () => {
+  it(
+    "a first deploy serves, enables the backup timers, and its backup restores",
+    async () => {
+      const update = await life.up();
+      sql(life.twin, "CREATE TABLE day_one (note text); INSERT INTO day_one VALUES ('written on day one')");
+      expectConverged(update, life.twin);
+      expectBackupRestores(life.twin);
+    },
+    15 * MINUTE,
+  );
+
+  it(
+    "moving the backup schedule keeps the backups installed and enabled",
+    async () => {
+      const update = await life.up({ set: { backupSchedule: "*-*-* 04:15:00" } });
+      expect(life.twin.sh(`systemctl cat ${BACKUP_TIMER}`).stdout).toContain("OnCalendar=*-*-* 04:15:00");
+      expectConverged(update, life.twin);
+      expectBackupRestores(life.twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "adding a backup recipient encrypts the next backups to it too",
+    async () => {
+      const recipients = [...(life.value("backupRecipients") as string[]), SECOND_RECIPIENT];
+      const update = await life.up({ set: { backupRecipients: recipients } });
+      expect(life.twin.sh("cat /etc/webstack/backup/recipients.txt").stdout).toContain(SECOND_RECIPIENT);
+      expectConverged(update, life.twin);
+      expectBackupRestores(life.twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "turning the restore drill off disables its timer, and on again enables it",
+    async () => {
+      expectConverged(await life.up({ set: { backupDrill: false } }), life.twin);
+      const update = await life.up({ set: { backupDrill: true } });
+      expectConverged(update, life.twin);
+      expectBackupRestores(life.twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "rotating the Postgres password redeploys with it, and a failed release after it rolls back to one that can log in",
+    async () => {
+      expectConverged(await life.up({ replace: [`${PREFIX}-app-postgres-password`] }), life.twin);
+      const services = life.value("services") as { name: string; healthCheck?: unknown }[];
+      const broken = services.map((s) => (s.name === "web" ? { ...s, healthCheck: { command: ["false"] } } : s));
+      await expect(life.up({ set: { services: broken, deployWaitSeconds: 30 } })).rejects.toBeInstanceOf(StepFailed);
+      expect(unhealthy(life.twin)).toEqual([]);
+      expect(apiReadsDatabase(life.twin)).toContain("postgis");
+      expectConverged(await life.up({ set: { services, deployWaitSeconds: undefined } }), life.twin);
+    },
+    15 * MINUTE,
+  );
+
+  it(
+    "changing the tier powers the server off and on, and the stack comes back with its data",
+    async () => {
+      const update = await life.up({ set: { tier: "medium" } });
+      expect(update.applied.map((s) => s.ran)).toContain("power off, change type, power on");
+      expectConverged(update, life.twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "a new server whose first boot failed stops the update with cloud-init's status and log",
+    async () => {
+      const lost = [`${PREFIX}-server`, `${PREFIX}-volume-attachment`];
+      nextFirstBoot = { state: "error", log: "E: Unable to locate package docker.io" };
+      const failed = await life.up({ lost }).catch((err: unknown) => err);
+      expect(failed).toBeInstanceOf(StepFailed);
+      expect((failed as StepFailed).step.resource.name).toBe(`${PREFIX}-app-server-ready`);
+      expect((failed as StepFailed).stderr).toContain("first boot failed");
+      expect((failed as StepFailed).stderr).toContain("E: Unable to locate package docker.io");
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "a lost server rebuilt on the same volume gets everything installed again, backups included",
+    async () => {
+      // The operator fixed the first boot (the failed update above already made the new server).
+      life.twin.setFirstBoot("done");
+      const update = await life.up();
+      expectConverged(update, life.twin);
+      expectBackupRestores(life.twin);
+    },
+    15 * MINUTE,
+  );
+
+  it(
+    "a first boot that never finishes fails the server check within its timeout",
+    () => {
+      life.twin.setFirstBoot("running");
+      const started = Date.now();
+      const r = life.twin.ssh("deploy", life.key, serverReadyCommand("/srv/data/app", 5));
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("did not finish within 5 s");
+      expect(Date.now() - started).toBeLessThan(30_000);
+      life.twin.setFirstBoot("done");
+    },
+    MINUTE,
+  );
+});
