@@ -76,6 +76,7 @@ const backups = new Backups(
     database: config.postgres.database,
     databaseUser: config.postgres.user,
     postgresImage: config.postgres.image,
+    serverIdentity: appStack.serverIdentity,
     // The timers dump the app stack's Postgres: install them once the stack is up.
     dependsOn: [server.server, server.volumeAttachment, appStack],
   },

@@ -21,7 +21,7 @@ import { renderDotenv } from "../compose/dotenv";
 import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
 import { appSecretNames } from "../config/app";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
-import { appDir, DEPLOY_USER } from "../model/server";
+import { appDir, DATA_DIR, DEPLOY_USER, SERVER_READY_TIMEOUT_SECONDS } from "../model/server";
 import { type RemoteFile, shipFile, shq } from "./ship-file";
 
 export interface AppStackArgs {
@@ -50,6 +50,11 @@ export class AppStack extends pulumi.ComponentResource {
   readonly releaseDir: string;
   /** The deploy command (other components that need the running stack depend on it). */
   readonly deploy: command.remote.Command;
+  /**
+   * Values that change when the server is new (its id, its volume attachment's id): what is
+   * installed on the server is installed again on a rebuilt one.
+   */
+  readonly serverIdentity: pulumi.Output<string>[];
 
   constructor(name: string, args: AppStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:app:AppStack", name, {}, opts);
@@ -72,6 +77,8 @@ export class AppStack extends pulumi.ComponentResource {
       dialErrorLimit: 60,
     };
     const serverIdentity = [args.server.id, args.volumeAttachment.id];
+    // A new server type is a power cycle: wait for the volume and Docker again before deploying.
+    const serverReadyTriggers = [...serverIdentity, args.server.serverType];
     const after = { ...parent, dependsOn: [args.server, args.volumeAttachment] };
 
     const serverReady = waitForServer();
@@ -90,19 +97,13 @@ export class AppStack extends pulumi.ComponentResource {
     this.contentHash = contentHash;
     this.releaseDir = releaseDir;
     this.deploy = deploy;
+    this.serverIdentity = serverIdentity;
     this.registerOutputs({ contentHash, releaseDir });
 
     function waitForServer(): command.remote.Command {
-      // cloud-init installs Docker and mounts the volume; `status --wait` returns once it is done
-      // (non-zero for a degraded boot, which the compose check below then reports precisely).
       return new command.remote.Command(
         `${name}-server-ready`,
-        {
-          connection,
-          // The volume's directories belong to root; the app directory becomes the deploy user's.
-          create: `cloud-init status --wait >/dev/null 2>&1 || true; docker compose version && sudo -n install -d -o ${DEPLOY_USER} -g ${DEPLOY_USER} -m 0750 ${shq(app)}`,
-          triggers: serverIdentity,
-        },
+        { connection, create: serverReadyCommand(app, SERVER_READY_TIMEOUT_SECONDS), triggers: serverReadyTriggers },
         after,
       );
     }
@@ -150,4 +151,35 @@ export class AppStack extends pulumi.ComponentResource {
       );
     }
   }
+}
+
+/**
+ * Wait for the server to be ready for the stack, or fail saying why: cloud-init's first boot has
+ * finished (an error fails with its status and the end of its log; a degraded boot, which Debian's
+ * deprecation notices can cause, is reported and accepted), the data volume is mounted and the
+ * Docker engine answers (again after a power cycle). All within `timeoutSeconds`. Then the app
+ * directory on the volume becomes the deploy user's.
+ */
+export function serverReadyCommand(app: string, timeoutSeconds: number): string {
+  const report = [
+    "cloud-init status --long >&2 || true",
+    "echo '--- the end of /var/log/cloud-init-output.log:' >&2",
+    "sudo -n tail -n 60 /var/log/cloud-init-output.log >&2 || true",
+  ].join("; ");
+  return [
+    "set -u",
+    `deadline=$(( $(date +%s) + ${timeoutSeconds} ))`,
+    "rc=0",
+    `timeout ${timeoutSeconds} cloud-init status --wait >/dev/null 2>&1 || rc=$?`,
+    `if [ "$rc" -eq 124 ]; then echo "server-ready: cloud-init's first boot did not finish within ${timeoutSeconds} s" >&2; ${report}; exit 1; fi`,
+    `if [ "$rc" -eq 2 ]; then echo "server-ready: cloud-init finished degraded (recoverable errors):" >&2; cloud-init status --long >&2 || true; fi`,
+    `if [ "$rc" -ne 0 ] && [ "$rc" -ne 2 ]; then echo "server-ready: cloud-init's first boot failed (exit $rc)" >&2; ${report}; exit 1; fi`,
+    `until mountpoint -q ${shq(DATA_DIR)} && docker info >/dev/null 2>&1; do`,
+    `  if [ "$(date +%s)" -ge "$deadline" ]; then echo "server-ready: the data volume (${DATA_DIR}) or Docker is not up after ${timeoutSeconds} s" >&2; systemctl --no-pager --failed >&2 || true; exit 1; fi`,
+    "  sleep 2",
+    "done",
+    "docker compose version >/dev/null",
+    // The volume's directories belong to root; the app directory becomes the deploy user's.
+    `sudo -n install -d -o ${DEPLOY_USER} -g ${DEPLOY_USER} -m 0750 ${shq(app)}`,
+  ].join("\n");
 }

@@ -6,7 +6,13 @@
  *
  * Secrets (the bucket credentials, the ping URL) reach the server only as the stdin of one SSH
  * command that writes /etc/webstack/backup/backup.env with mode 0600: never in a command line,
- * an output or a log. Every file is its own command, re-run when its content changes.
+ * an output or a log. Every file is its own command, re-run when its content changes or the
+ * server is new (a rebuilt server gets everything installed again).
+ *
+ * No command here has a `delete`: Pulumi creates a replacement before it deletes the old resource,
+ * so an old file command's `rm` or the old timers command's `disable` would undo what its
+ * replacement just did, and the backups would stop silently. What a new config no longer wants
+ * (the drill's timer) is removed by the timers command of that config.
  *
  * Cost: R2 storage of the backups (about 7 dailies + 5 weeklies + 12 monthlies of the compressed
  * database; 10 GB free, then $0.015/GB-month), no egress fees; a few minutes of CPU a day.
@@ -70,6 +76,11 @@ export interface BackupsArgs {
    * @default "imresamu/postgis:17-3.5"
    */
   postgresImage?: string;
+  /**
+   * Values that change when the server is new (its id, its volume attachment's id): every step
+   * runs again on a rebuilt server. AppStack's `serverIdentity`.
+   */
+  serverIdentity: pulumi.Input<string>[];
   /** Resources the install must wait for (the server, its volume attachment, the app stack). */
   dependsOn?: pulumi.Input<pulumi.Resource>[];
 }
@@ -115,14 +126,14 @@ export class Backups extends pulumi.ComponentResource {
         {
           connection,
           create:
-            "sudo cloud-init status --wait >/dev/null 2>&1 || true; " +
             "sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends age rclone zstd jq curl >/dev/null",
+          triggers: args.serverIdentity,
         },
         { ...parent, dependsOn: args.dependsOn },
       );
     }
 
-    /** Install one file as root, re-shipped when its content changes and removed with the component. */
+    /** Install one file as root, re-shipped when its content changes or the server is new. */
     function installFile(file: ServerFile, after: pulumi.Resource[]): command.remote.Command {
       const slug = file.path
         .split("/")
@@ -131,7 +142,7 @@ export class Backups extends pulumi.ComponentResource {
       return shipFile(
         `${name}-file-${slug}`,
         file,
-        { connection, writer: "root", triggers: [sha256(file.content)], removeOnDelete: true },
+        { connection, writer: "root", triggers: [sha256(file.content), ...args.serverIdentity] },
         { ...parent, dependsOn: after },
       );
     }
@@ -170,7 +181,7 @@ export class Backups extends pulumi.ComponentResource {
       return shipFile(
         `${name}-env`,
         { path: BACKUP_PATHS.envFile, mode: "0600", content: pulumi.secret(content) },
-        { connection, writer: "root", removeOnDelete: true },
+        { connection, writer: "root", triggers: args.serverIdentity },
         { ...parent, dependsOn: after },
       );
     }
@@ -190,6 +201,7 @@ export class Backups extends pulumi.ComponentResource {
             `sudo install -d -m 0700 ${dir} && ` +
             `sudo sh -c 'test -s ${key} || (umask 077 && age-keygen -o ${key} 2>/dev/null)' && ` +
             `sudo age-keygen -y ${key}`,
+          triggers: args.serverIdentity,
         },
         { ...parent, dependsOn: after },
       );
@@ -205,8 +217,7 @@ export class Backups extends pulumi.ComponentResource {
         {
           connection,
           create: `sudo systemctl daemon-reload && sudo systemctl enable --now ${timers.join(" ")}${disableDrill}`,
-          delete: `sudo systemctl disable --now ${BACKUP_UNIT}.timer ${DRILL_UNIT}.timer 2>/dev/null; sudo systemctl daemon-reload; true`,
-          triggers: [sha256(files.map((f) => `${f.path}\n${f.content}`).join("\n"))],
+          triggers: [sha256(files.map((f) => `${f.path}\n${f.content}`).join("\n")), ...args.serverIdentity],
         },
         { ...parent, dependsOn: after },
       );

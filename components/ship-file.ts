@@ -27,24 +27,24 @@ export interface ShipFileArgs {
   readonly writer: Writer;
   /** Values whose change re-ships the file (a replacement, see FACTS on @pulumi/command). */
   readonly triggers?: pulumi.Input<unknown>[];
-  /** Remove the file when the resource is deleted (files the component alone owns). */
-  readonly removeOnDelete?: boolean;
 }
 
-/** The remote command that ships `file`. */
+/**
+ * The remote command that ships `file`. It has no `delete`: a replacement (new content, a new
+ * server) is created before the old command is deleted, so an `rm` there would remove the file
+ * the replacement just wrote.
+ */
 export function shipFile(
   name: string,
   file: RemoteFile,
   args: ShipFileArgs,
   opts: pulumi.CustomResourceOptions,
 ): command.remote.Command {
-  const sudo = args.writer === "root" ? "sudo " : "";
   return new command.remote.Command(
     name,
     {
       connection: args.connection,
       create: writeFileCommand(file.path, file.mode, args.writer),
-      delete: args.removeOnDelete ? `${sudo}rm -f ${file.path}` : undefined,
       stdin: file.content,
       triggers: args.triggers,
     },

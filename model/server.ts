@@ -21,3 +21,9 @@ export function appDir(dataDir: string = DATA_DIR): string {
 export const ADMIN_USER = "admin";
 /** The user the deploy steps and the backups' install run as (docker group, passwordless sudo). */
 export const DEPLOY_USER = "deploy";
+
+/**
+ * How long the first deploy step waits for a new (or power-cycled) server: cloud-init's first boot
+ * (3-5 min on a CAX server; 25 min in the TCG VM here), then the data volume and Docker.
+ */
+export const SERVER_READY_TIMEOUT_SECONDS = 1800;

@@ -17,7 +17,8 @@
 # pull missing images; start Postgres and Redis; run the migration one-off (when the release has
 # a `migrate` service); `docker compose up -d --wait --remove-orphans`; prune superseded images.
 # If a step after the install fails, the logs of every service that is not healthy go to stderr,
-# the previous files and images come back, the previous release is started again, and the
+# the previous files and images come back, the previous release is started again (with the
+# database role's password set back to its .env's), and the
 # script exits 1. Re-running it with an unchanged release changes nothing (no container restarts).
 #
 # Exit status: 0 deployed, 1 failed (rolled back when there was a previous release), 2 usage.
@@ -98,6 +99,19 @@ report_unhealthy() {
   done
 }
 
+# The image sets the role's password only when it creates the database: make the role's password
+# the one in the installed .env, so a rotated password (a replaced RandomPassword) takes effect,
+# and a rollback brings back the password its release logs in with. psql reads it from the
+# container's environment, never from a command line.
+sync_role_password() {
+  log "syncing the database role's password with .env"
+  # shellcheck disable=SC2016 # expanded by the shell inside the container
+  compose exec -T postgres sh -c 'psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d "$POSTGRES_DB"' <<'SQL'
+\getenv password POSTGRES_PASSWORD
+ALTER ROLE CURRENT_USER PASSWORD :'password';
+SQL
+}
+
 rollback() {
   report_unhealthy
   if [ "$had_previous" -eq 0 ]; then
@@ -110,7 +124,9 @@ rollback() {
     # Digest references are immutable; a tag is pointed back at the image it named before.
     case "$ref" in *@*) ;; *) "$docker" tag "$id" "$ref" 2>/dev/null || true ;; esac
   done <"$previous_dir/images.txt"
-  if compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans; then
+  # Data services first, with the previous release's password, before its apps log in.
+  if compose up -d --wait --wait-timeout "$wait_timeout" postgres redis && sync_role_password &&
+    compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans; then
     log "previous release restored"
   else
     log "the previous release did not become healthy either"
@@ -129,15 +145,8 @@ start_release() {
   log "starting postgres and redis"
   compose up -d --wait --wait-timeout "$wait_timeout" postgres redis || return 1
 
-  # 5b. The image sets the role's password only when it creates the database: make the role's
-  # password the one in .env, so a rotated password (a replaced RandomPassword) takes effect. psql
-  # reads it from the container's environment, never from a command line.
-  log "syncing the database role's password with .env"
-  # shellcheck disable=SC2016 # expanded by the shell inside the container
-  compose exec -T postgres sh -c 'psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d "$POSTGRES_DB"' <<'SQL' || return 1
-\getenv password POSTGRES_PASSWORD
-ALTER ROLE CURRENT_USER PASSWORD :'password';
-SQL
+  # 5b. The role's password becomes the one in .env (a rotated password takes effect).
+  sync_role_password || return 1
 
   # 6. Migrations run once, before the new app containers start.
   # (Captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)

@@ -67,13 +67,24 @@ describe("the Backups component", () => {
     }
   });
 
-  it("re-runs a file's install when its content changes: the trigger is the content's hash", () => {
+  it("re-runs a file's install when its content changes: the first trigger is the content's hash", () => {
     const fileCommands = commands.filter((r) => r.name.includes("-file-"));
     expect(fileCommands.length).toBe(10);
     for (const r of fileCommands) {
       const hash = createHash("sha256").update(String(r.rawInputs.stdin)).digest("hex");
-      expect(r.inputs.triggers).toEqual([hash]);
+      expect((r.inputs.triggers as unknown[])[0]).toBe(hash);
     }
+  });
+
+  it("runs every step again on a new server: each command's triggers hold the server's and the attachment's ids", () => {
+    const ids = ["hcloud:index/server:Server", "hcloud:index/volumeAttachment:VolumeAttachment"].map(
+      (type) => run.resources.find((r) => r.type === type)!.id,
+    );
+    for (const r of commands) expect(r.inputs.triggers, r.name).toEqual(expect.arrayContaining(ids));
+  });
+
+  it("never deletes on the server: a replacement runs before its predecessor's delete", () => {
+    for (const r of commands) expect(r.inputs.delete, r.name).toBeUndefined();
   });
 
   it("waits for the server and its volume before installing", () => {
