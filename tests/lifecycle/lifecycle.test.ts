@@ -124,7 +124,7 @@ beforeAll(async () => {
   images = imagesTarball();
   // The twin reaches the host on the Docker bridge's gateway.
   s3 = await startS3(["backups", "uploads"], "172.17.0.1");
-  life = new Life("lifecycle", readConfigFile(STACK_FILE), "lifecycle-twin", {
+  life = new Life("lifecycle", readConfigFile(STACK_FILE), `lifecycle-twin-${process.pid}`, {
     afterBoot: (twin) => {
       // The stand-in images take the place of a registry pull on a new server.
       twin.loadImages(images);
