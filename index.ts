@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { AppStack } from "./components/app-stack";
 import { Backups } from "./components/backups";
 import { Edge } from "./components/edge";
+import { HostConfig } from "./components/host-config";
 import { Server } from "./components/server";
 import { backupCredentialsSource, Storage } from "./components/storage";
 import { loadConfig } from "./config/load";
@@ -56,6 +57,16 @@ const appStack = new AppStack(`${config.prefix}-app`, {
   appSecrets,
   server: server.server,
   volumeAttachment: server.volumeAttachment,
+});
+
+// The host files cloud-init wrote at first boot, kept in step on the running server.
+new HostConfig(`${config.prefix}-host`, {
+  connection: { host: server.ipv4, privateKey: server.deployPrivateKey },
+  exposure: config.exposure,
+  autoRebootTime: config.autoRebootTime,
+  adminSshKeys: config.adminSshKeys,
+  serverIdentity: appStack.serverIdentity,
+  dependsOn: [appStack.serverReady],
 });
 
 const backups = new Backups(

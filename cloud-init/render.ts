@@ -117,19 +117,53 @@ export const PACKAGES = [
   "jq",
 ] as const;
 
+/** A file of the host's configuration, owned by root. */
+export interface HostFile {
+  readonly path: string;
+  readonly permissions: "0644" | "0755";
+  readonly content: string;
+}
+
+/**
+ * The host's configuration files: cloud-init writes them at first boot, and the HostConfig
+ * component pushes the same list to running servers, so a later fix reaches every server.
+ */
+export function hostFiles(input: Pick<CloudInitInput, "exposure" | "autoRebootTime">): HostFile[] {
+  const file = (path: string, content: string, permissions: HostFile["permissions"] = "0644"): HostFile => ({
+    path,
+    permissions,
+    content,
+  });
+  return [
+    file("/etc/ssh/sshd_config.d/10-hardening.conf", staticFile("sshd-hardening.conf")),
+    file("/etc/sysctl.d/90-hardening.conf", staticFile("sysctl-hardening.conf")),
+    file("/etc/fail2ban/jail.d/sshd.local", staticFile("fail2ban-sshd.local")),
+    file("/etc/systemd/journald.conf.d/10-size.conf", staticFile("journald-size.conf")),
+    file("/etc/apt/apt.conf.d/20auto-upgrades", staticFile("20auto-upgrades")),
+    file("/etc/apt/apt.conf.d/60no-recommends", staticFile("apt-no-recommends")),
+    file("/etc/apt/apt.conf.d/52unattended-upgrades-local", unattendedUpgradesLocal(input.autoRebootTime)),
+    file("/etc/docker/daemon.json", `${JSON.stringify(dockerDaemonConfig(), null, 2)}\n`),
+    file("/etc/systemd/system/docker.service.d/10-data-volume.conf", staticFile("docker-data-volume.conf")),
+    file("/etc/systemd/system/docker.service.d/20-published-ports.conf", staticFile("docker-published-ports.conf")),
+    file("/etc/default/docker-published-ports", dockerPublishedPortsEnv(input.exposure)),
+    file("/usr/local/sbin/docker-published-ports", staticFile("docker-published-ports.sh"), "0755"),
+    file("/etc/systemd/system/data-volume@.service", staticFile("data-volume@.service")),
+    file("/usr/local/sbin/data-volume-mount", staticFile("data-volume-mount.sh"), "0755"),
+    file("/usr/local/sbin/data-volume-enable", staticFile("data-volume-enable.sh"), "0755"),
+  ];
+}
+
+/** The admin user's authorized_keys: one OpenSSH public key a line. */
+export function adminAuthorizedKeys(keys: readonly string[]): string {
+  return `${keys.map((k) => k.trim()).join("\n")}\n`;
+}
+
 /** Render the `#cloud-config` user data for one server. */
 export function renderCloudInit(input: CloudInitInput): string {
   if (input.adminSshKeys.length === 0) throw new Error("renderCloudInit: at least one admin SSH key is needed");
   if (!input.volumeDevice.startsWith("/dev/")) {
     throw new Error(`renderCloudInit: volumeDevice must be a /dev path, got ${JSON.stringify(input.volumeDevice)}`);
   }
-
-  const file = (path: string, content: string, permissions = "0644") => ({
-    path,
-    owner: "root:root",
-    permissions,
-    content,
-  });
 
   const config = {
     hostname: input.hostname,
@@ -180,23 +214,12 @@ export function renderCloudInit(input: CloudInitInput): string {
 
     // write_files runs before packages are installed: sshd, Docker, fail2ban and apt find their
     // configuration in place when they first start.
-    write_files: [
-      file("/etc/ssh/sshd_config.d/10-hardening.conf", staticFile("sshd-hardening.conf")),
-      file("/etc/sysctl.d/90-hardening.conf", staticFile("sysctl-hardening.conf")),
-      file("/etc/fail2ban/jail.d/sshd.local", staticFile("fail2ban-sshd.local")),
-      file("/etc/systemd/journald.conf.d/10-size.conf", staticFile("journald-size.conf")),
-      file("/etc/apt/apt.conf.d/20auto-upgrades", staticFile("20auto-upgrades")),
-      file("/etc/apt/apt.conf.d/60no-recommends", staticFile("apt-no-recommends")),
-      file("/etc/apt/apt.conf.d/52unattended-upgrades-local", unattendedUpgradesLocal(input.autoRebootTime)),
-      file("/etc/docker/daemon.json", `${JSON.stringify(dockerDaemonConfig(), null, 2)}\n`),
-      file("/etc/systemd/system/docker.service.d/10-data-volume.conf", staticFile("docker-data-volume.conf")),
-      file("/etc/systemd/system/docker.service.d/20-published-ports.conf", staticFile("docker-published-ports.conf")),
-      file("/etc/default/docker-published-ports", dockerPublishedPortsEnv(input.exposure)),
-      file("/usr/local/sbin/docker-published-ports", staticFile("docker-published-ports.sh"), "0755"),
-      file("/etc/systemd/system/data-volume@.service", staticFile("data-volume@.service")),
-      file("/usr/local/sbin/data-volume-mount", staticFile("data-volume-mount.sh"), "0755"),
-      file("/usr/local/sbin/data-volume-enable", staticFile("data-volume-enable.sh"), "0755"),
-    ],
+    write_files: hostFiles(input).map((f) => ({
+      path: f.path,
+      owner: "root:root",
+      permissions: f.permissions,
+      content: f.content,
+    })),
 
     // Commands as argument lists: cloud-init runs them without a shell, so no quoting matters.
     runcmd: [

@@ -55,6 +55,8 @@ export class AppStack extends pulumi.ComponentResource {
    * installed on the server is installed again on a rebuilt one.
    */
   readonly serverIdentity: pulumi.Output<string>[];
+  /** The first step on a new server: cloud-init's first boot is over, the volume and Docker are up. */
+  readonly serverReady: command.remote.Command;
 
   constructor(name: string, args: AppStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:app:AppStack", name, {}, opts);
@@ -98,6 +100,7 @@ export class AppStack extends pulumi.ComponentResource {
     this.releaseDir = releaseDir;
     this.deploy = deploy;
     this.serverIdentity = serverIdentity;
+    this.serverReady = serverReady;
     this.registerOutputs({ contentHash, releaseDir });
 
     function waitForServer(): command.remote.Command {

@@ -14,6 +14,12 @@ export interface RemoteFile {
   readonly path: string;
   readonly mode: FileMode;
   readonly content: pulumi.Input<string>;
+  /**
+   * The user (and group of the same name) that owns the file, for root's writes into a user's
+   * home (sshd reads authorized_keys as that user).
+   * @default "root"
+   */
+  readonly owner?: string;
 }
 
 /**
@@ -44,7 +50,7 @@ export function shipFile(
     name,
     {
       connection: args.connection,
-      create: writeFileCommand(file.path, file.mode, args.writer),
+      create: writeFileCommand(file.path, file.mode, args.writer, file.owner),
       stdin: file.content,
       triggers: args.triggers,
     },
@@ -53,12 +59,14 @@ export function shipFile(
 }
 
 /** A shell command that writes stdin to `path` with `mode`, atomically. */
-export function writeFileCommand(path: string, mode: FileMode, writer: Writer): string {
+export function writeFileCommand(path: string, mode: FileMode, writer: Writer, owner?: string): string {
   const dir = path.slice(0, path.lastIndexOf("/"));
   if (writer === "root") {
+    const chown = owner ? ` && chown ${owner}:${owner} ${path}.new` : "";
+    const mkdir = owner ? `sudo install -d -m 0700 -o ${owner} -g ${owner} ${dir}` : `sudo install -d -m 0755 ${dir}`;
     return (
-      `sudo install -d -m 0755 ${dir} && ` +
-      `sudo sh -c 'umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new && mv -f ${path}.new ${path}'`
+      `${mkdir} && ` +
+      `sudo sh -c 'umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new${chown} && mv -f ${path}.new ${path}'`
     );
   }
   const tmp = shq(`${path}.tmp`);

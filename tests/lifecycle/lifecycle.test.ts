@@ -14,7 +14,7 @@ import { type S3, S3_ACCESS_KEY, S3_SECRET_KEY, startS3 } from "../backup/harnes
 import { run } from "../support/stack-configs";
 import { describeSteps, StepFailed } from "./engine";
 import { Life, type Update } from "./life";
-import type { Twin } from "./twin";
+import { makeLoginKey, type Twin } from "./twin";
 
 const STACK_FILE = `${__dirname}/../stack/e2e-stack.yaml`;
 const COMPOSE = "docker compose -f /srv/data/app/compose.yaml";
@@ -80,9 +80,32 @@ function unhealthy(twin: Twin): string[] {
     });
 }
 
-/** The API through Caddy, from inside the stack's network: it reads PostGIS with .env's password. */
+interface Service {
+  name: string;
+  image: string;
+  healthCheck?: unknown;
+}
+
+/** A request through Caddy, from inside the stack's network; the body of the answer. */
+function throughCaddy(twin: Twin, host: string, path: string): string {
+  return twin.sh(`${COMPOSE} exec -T caddy curl -fsS -H 'Host: ${host}' http://localhost${path}`).stdout;
+}
+
+/** The API through Caddy: it reads PostGIS with .env's password. */
 function apiReadsDatabase(twin: Twin): string {
-  return twin.sh(`${COMPOSE} exec -T caddy curl -fsS -H 'Host: api.e2e.example' http://localhost/api/db`).stdout;
+  return throughCaddy(twin, "api.e2e.example", "/api/db");
+}
+
+/** service → the image its running container was created from. */
+function serviceImages(twin: Twin): Map<string, string> {
+  const r = twin.sh(`${COMPOSE} ps --format '{{.Service}} {{.Image}}'`, { check: true });
+  return new Map(
+    r.stdout
+      .trim()
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => l.split(" ") as [string, string]),
+  );
 }
 
 function timerState(twin: Twin, timer: string): string {
@@ -126,8 +149,9 @@ beforeAll(async () => {
   s3 = await startS3(["backups", "uploads"], "172.17.0.1");
   life = new Life("lifecycle", readConfigFile(STACK_FILE), `lifecycle-twin-${process.pid}`, {
     afterBoot: (twin) => {
-      // The stand-in images take the place of a registry pull on a new server.
+      // The stand-in images take the place of a registry pull on a new server; v2 is a new tag.
       twin.loadImages(images);
+      twin.sh("docker tag local/app:standin local/app:v2", { check: true });
       twin.setFirstBoot(nextFirstBoot.state, nextFirstBoot.log);
       nextFirstBoot = { state: "done", log: "" };
     },
@@ -150,6 +174,72 @@ describe("a stack's life on the server twin", () => {
       expectBackupRestores(life.twin);
     },
     15 * MINUTE,
+  );
+
+  it(
+    "a new image tag for a service redeploys it on that image, and the data stays",
+    async () => {
+      const services = (life.value("services") as Service[]).map((s) =>
+        s.name === "api" ? { ...s, image: "local/app:v2" } : s,
+      );
+      const update = await life.up({ set: { services } });
+      expect(serviceImages(life.twin).get("api")).toBe("local/app:v2");
+      expectConverged(update, life.twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "a service added is started, and removed again its container is gone",
+    async () => {
+      const services = life.value("services") as Service[];
+      const extra = {
+        name: "extra",
+        image: "local/app:standin",
+        command: ["web"],
+        port: 3002,
+        healthCheck: { path: "/health" },
+      };
+      expectConverged(await life.up({ set: { services: [...services, extra] } }), life.twin);
+      expect([...serviceImages(life.twin).keys()]).toContain("extra");
+      expectConverged(await life.up({ set: { services } }), life.twin);
+      expect([...serviceImages(life.twin).keys()]).not.toContain("extra");
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "a route added is served through Caddy",
+    async () => {
+      const routes = [...(life.value("routes") as unknown[]), { hostname: "www.e2e.example", service: "web" }];
+      expectConverged(await life.up({ set: { routes } }), life.twin);
+      expect(throughCaddy(life.twin, "www.e2e.example", "/hello")).toBe("web /hello");
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "rotating the Redis password redeploys with it and the API still reaches Redis",
+    async () => {
+      expectConverged(await life.up({ replace: [`${PREFIX}-app-redis-password`] }), life.twin);
+      expect(throughCaddy(life.twin, "api.e2e.example", "/api/redis")).toContain("hits");
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "an admin key and a reboot window changed in config reach the running server",
+    async () => {
+      const newAdmin = makeLoginKey();
+      const adminSshKeys = [...(life.value("adminSshKeys") as string[]), newAdmin.publicKey];
+      const update = await life.up({ set: { adminSshKeys, autoRebootTime: "04:45" } });
+      expectConverged(update, life.twin);
+      expect(life.twin.sh("cat /etc/apt/apt.conf.d/52unattended-upgrades-local").stdout).toContain('"04:45"');
+      // sshd itself judges: the admin logs in with the new key and may sudo.
+      const login = life.twin.ssh("admin", newAdmin, "sudo -n true && echo admin-ok");
+      expect(login.stdout + login.stderr).toContain("admin-ok");
+    },
+    10 * MINUTE,
   );
 
   it(
@@ -190,7 +280,7 @@ describe("a stack's life on the server twin", () => {
     "rotating the Postgres password redeploys with it, and a failed release after it rolls back to one that can log in",
     async () => {
       expectConverged(await life.up({ replace: [`${PREFIX}-app-postgres-password`] }), life.twin);
-      const services = life.value("services") as { name: string; healthCheck?: unknown }[];
+      const services = life.value("services") as Service[];
       const broken = services.map((s) => (s.name === "web" ? { ...s, healthCheck: { command: ["false"] } } : s));
       await expect(life.up({ set: { services: broken, deployWaitSeconds: 30 } })).rejects.toBeInstanceOf(StepFailed);
       expect(unhealthy(life.twin)).toEqual([]);

@@ -1,0 +1,108 @@
+/**
+ * The host's configuration after first boot: cloud-init writes the hardening and system files
+ * once (the server ignores changes to its user data, so editing them never replaces it); this
+ * component pushes the same files (`hostFiles`) and the admins' SSH keys to the running server
+ * over SSH, each re-shipped when its content changes or the server is new, then reloads what
+ * reads them. A fix to the sshd drop-in, sysctl, fail2ban, journald or the admin keys reaches
+ * every server, not only those built after it.
+ *
+ * Docker's own settings (daemon.json, its drop-ins) are written too but take effect at Docker's
+ * next start (a reboot, an upgrade of docker.io): restarting the engine under a running stack is
+ * not a deploy step.
+ *
+ * Cost: nothing; a few seconds of SSH when a file changes.
+ */
+import { createHash } from "node:crypto";
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { adminAuthorizedKeys, type CloudInitInput, hostFiles } from "../cloud-init/render";
+import { ADMIN_USER, DEPLOY_USER } from "../model/server";
+import { shipFile } from "./ship-file";
+
+export interface HostConfigArgs {
+  /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
+  connection: { host: pulumi.Input<string>; privateKey: pulumi.Input<string> };
+  /** The exposure and reboot window the host files are rendered for (as cloud-init's). */
+  exposure: HostFileInput["exposure"];
+  autoRebootTime: string;
+  /** OpenSSH public keys of the admins (`admin`'s authorized_keys). */
+  adminSshKeys: readonly string[];
+  /** Values that change when the server is new: everything is pushed again to a rebuilt server. */
+  serverIdentity: pulumi.Input<string>[];
+  /** What must be done first: the server's first boot (AppStack's `serverReady`). */
+  dependsOn: pulumi.Input<pulumi.Resource>[];
+}
+
+type HostFileInput = Pick<CloudInitInput, "exposure" | "autoRebootTime">;
+
+export class HostConfig extends pulumi.ComponentResource {
+  /** The paths this component keeps in step on the server. */
+  readonly paths: string[];
+
+  constructor(name: string, args: HostConfigArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("vps:host:HostConfig", name, {}, opts);
+    const parent = { parent: this };
+    const connection = {
+      host: args.connection.host,
+      user: DEPLOY_USER,
+      privateKey: pulumi.secret(args.connection.privateKey),
+    };
+    const keysFile = {
+      path: `/home/${ADMIN_USER}/.ssh/authorized_keys`,
+      mode: "0600" as const,
+      content: adminAuthorizedKeys(args.adminSshKeys),
+      owner: ADMIN_USER,
+    };
+    const rendered = hostFiles({ exposure: args.exposure, autoRebootTime: args.autoRebootTime });
+    const files = [...rendered.map((f) => ({ path: f.path, mode: f.permissions, content: f.content })), keysFile];
+
+    const shipped = files.map((file) =>
+      shipFile(
+        `${name}-file-${slug(file.path)}`,
+        file,
+        { connection, writer: "root", triggers: [sha256(file.content), ...args.serverIdentity] },
+        { ...parent, dependsOn: args.dependsOn },
+      ),
+    );
+    const reload = reloadServices(shipped);
+
+    this.paths = files.map((f) => f.path);
+    this.registerOutputs({ paths: this.paths, reload: reload.id });
+
+    /** Re-read what the files configure; re-run when any file changes or the server is new. */
+    function reloadServices(after: command.remote.Command[]): command.remote.Command {
+      return new command.remote.Command(
+        `${name}-reload`,
+        {
+          connection,
+          create: RELOAD_COMMAND,
+          triggers: [sha256(files.map((f) => `${f.path}\n${f.content}`).join("\n")), ...args.serverIdentity],
+        },
+        { ...parent, dependsOn: after },
+      );
+    }
+  }
+}
+
+/**
+ * sshd checks its configuration before it reloads (a broken drop-in fails the update and the
+ * running sshd keeps its old settings); the kernel settings, journald and fail2ban (when it is
+ * installed and enabled) read theirs again; systemd re-reads changed units and drop-ins.
+ */
+export const RELOAD_COMMAND = [
+  "set -eu",
+  "sudo sshd -t",
+  "sudo systemctl daemon-reload",
+  "sudo systemctl reload ssh",
+  "sudo sysctl --system >/dev/null",
+  "sudo systemctl restart systemd-journald",
+  "if systemctl is-enabled --quiet fail2ban 2>/dev/null; then sudo systemctl reload-or-restart fail2ban; fi",
+].join("\n");
+
+function slug(path: string): string {
+  return path.replace(/^\//, "").replace(/[^a-zA-Z0-9]+/g, "-");
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
