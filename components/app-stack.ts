@@ -22,7 +22,7 @@ import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
 import { appSecretNames } from "../config/app";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import { appDir, DEPLOY_USER } from "../model/server";
-import { type RemoteFile, shipFile, shq } from "./ship-file";
+import { type RemoteFile, type ShippedFile, shipFile, shippedFile, shq } from "./ship-file";
 
 export interface AppStackArgs {
   /** The resolved stack config (services, routes, tier, images). */
@@ -50,6 +50,8 @@ export class AppStack extends pulumi.ComponentResource {
   readonly releaseDir: string;
   /** The deploy command (other components that need the running stack depend on it). */
   readonly deploy: command.remote.Command;
+  /** Every file it ships (the .env included), with the command that ships it. */
+  readonly shipped: readonly ShippedFile[];
 
   constructor(name: string, args: AppStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:app:AppStack", name, {}, opts);
@@ -77,6 +79,7 @@ export class AppStack extends pulumi.ComponentResource {
     const serverReady = waitForServer();
     const passwords = generatePasswords();
     const envText = dotenvText();
+    const shippedFiles: ShippedFile[] = [];
     const shipped = Object.entries(files).map(([file, text]): [string, RemoteFile] => [
       file.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase(),
       { path: `${releaseDir}/${file}`, mode: file.endsWith(".sh") ? "0755" : "0644", content: text },
@@ -90,7 +93,8 @@ export class AppStack extends pulumi.ComponentResource {
     this.contentHash = contentHash;
     this.releaseDir = releaseDir;
     this.deploy = deploy;
-    this.registerOutputs({ contentHash, releaseDir });
+    this.shipped = shippedFiles;
+    this.registerOutputs({ contentHash, releaseDir, shipped: shippedFiles });
 
     function waitForServer(): command.remote.Command {
       // cloud-init installs Docker and mounts the volume; `status --wait` returns once it is done
@@ -126,8 +130,10 @@ export class AppStack extends pulumi.ComponentResource {
 
     /** Ship one file of the release (the .env as 0600: never readable by anyone but the deploy user). */
     function ship(slug: string, remote: RemoteFile): command.remote.Command {
+      const commandName = `${name}-ship-${slug}`;
+      shippedFiles.push(shippedFile(commandName, remote));
       return shipFile(
-        `${name}-ship-${slug}`,
+        commandName,
         remote,
         { connection, writer: "deploy", triggers: [contentHash, ...serverIdentity] },
         { ...parent, dependsOn: [serverReady] },
