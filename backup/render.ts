@@ -57,9 +57,7 @@ export interface TimerInput {
 
 /** A systemd timer: persistent (a run missed while off runs at boot) with a random delay. */
 export function renderTimer(input: TimerInput): string {
-  // The header still names the renderer's old path (compose/backup/): it is part of the installed
-  // unit, and this move changes no byte the server receives. Update it with a deliberate change.
-  const header = `# Rendered by compose/backup/render.ts from the stack config; installed by components/backups.ts.\n`;
+  const header = `# Rendered by backup/render.ts from the stack config; installed by components/backups.ts.\n`;
   return (
     header +
     ini.stringify({
@@ -122,8 +120,7 @@ export function renderBackupEnv(input: BackupEnvInput): string {
     ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
     ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],
   ];
-  // The old path again, as in the timers' header: the installed file stays byte-identical.
-  const lines = ["# Rendered by compose/backup/render.ts; holds the bucket credentials. 0600 root."];
+  const lines = ["# Rendered by backup/render.ts; holds the bucket credentials. 0600 root."];
   for (const [key, value] of vars) {
     if (value === undefined || value === "") continue;
     if (/[\r\n\0]/.test(value)) throw new Error(`backup.env: the value of ${key} holds a line break`);

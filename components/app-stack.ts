@@ -22,7 +22,7 @@ import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
 import { appSecretNames } from "../config/app";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import { appDir, DATA_DIR, DEPLOY_USER, SERVER_READY_TIMEOUT_SECONDS } from "../model/server";
-import { type RemoteFile, shipFile, shq } from "./ship-file";
+import { type RemoteFile, type ShippedFile, shipFile, shippedFile, shq } from "./ship-file";
 
 export interface AppStackArgs {
   /** The resolved stack config (services, routes, tier, images). */
@@ -57,6 +57,8 @@ export class AppStack extends pulumi.ComponentResource {
   readonly serverIdentity: pulumi.Output<string>[];
   /** The first step on a new server: cloud-init's first boot is over, the volume and Docker are up. */
   readonly serverReady: command.remote.Command;
+  /** Every file it ships (the .env included), with the command that ships it. */
+  readonly shipped: readonly ShippedFile[];
 
   constructor(name: string, args: AppStackArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:app:AppStack", name, {}, opts);
@@ -86,6 +88,7 @@ export class AppStack extends pulumi.ComponentResource {
     const serverReady = waitForServer();
     const passwords = generatePasswords();
     const envText = dotenvText();
+    const shippedFiles: ShippedFile[] = [];
     const shipped = Object.entries(files).map(([file, text]): [string, RemoteFile] => [
       file.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase(),
       { path: `${releaseDir}/${file}`, mode: file.endsWith(".sh") ? "0755" : "0644", content: text },
@@ -101,7 +104,8 @@ export class AppStack extends pulumi.ComponentResource {
     this.deploy = deploy;
     this.serverIdentity = serverIdentity;
     this.serverReady = serverReady;
-    this.registerOutputs({ contentHash, releaseDir });
+    this.shipped = shippedFiles;
+    this.registerOutputs({ contentHash, releaseDir, shipped: shippedFiles });
 
     function waitForServer(): command.remote.Command {
       return new command.remote.Command(
@@ -130,8 +134,10 @@ export class AppStack extends pulumi.ComponentResource {
 
     /** Ship one file of the release (the .env as 0600: never readable by anyone but the deploy user). */
     function ship(slug: string, remote: RemoteFile): command.remote.Command {
+      const commandName = `${name}-ship-${slug}`;
+      shippedFiles.push(shippedFile(commandName, remote));
       return shipFile(
-        `${name}-ship-${slug}`,
+        commandName,
         remote,
         { connection, writer: "deploy", triggers: [contentHash, ...serverIdentity] },
         { ...parent, dependsOn: [serverReady] },

@@ -30,7 +30,7 @@ import {
 } from "../backup/render";
 import { appDir, DEPLOY_USER } from "../model/server";
 import { POSTGRES_SERVICE } from "../model/services";
-import { shipFile } from "./ship-file";
+import { type ShippedFile, shipFile, shippedFile } from "./ship-file";
 
 export interface BackupsArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -90,6 +90,8 @@ export class Backups extends pulumi.ComponentResource {
   readonly drillRecipient: pulumi.Output<string>;
   /** The files installed, by path (non-secret ones only). */
   readonly installedFiles: string[];
+  /** Every file it ships (the environment file included), with the command that ships it. */
+  readonly shipped: readonly ShippedFile[];
 
   constructor(name: string, args: BackupsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:backups:Backups", name, {}, opts);
@@ -100,6 +102,7 @@ export class Backups extends pulumi.ComponentResource {
       privateKey: pulumi.secret(args.connection.privateKey),
     };
 
+    const shippedFiles: ShippedFile[] = [];
     const packages = installPackages();
     const files = backupFiles({
       recipients: args.recipients,
@@ -114,9 +117,11 @@ export class Backups extends pulumi.ComponentResource {
 
     this.drillRecipient = drillKey ? drillKey.stdout.apply((s) => (s ?? "").trim()) : pulumi.output("");
     this.installedFiles = files.map((f) => f.path);
+    this.shipped = shippedFiles;
     this.registerOutputs({
       drillRecipient: this.drillRecipient,
       installedFiles: this.installedFiles,
+      shipped: shippedFiles,
       timers: timers.id,
     });
 
@@ -139,8 +144,10 @@ export class Backups extends pulumi.ComponentResource {
         .split("/")
         .pop()!
         .replace(/[^a-zA-Z0-9-]/g, "-");
+      const commandName = `${name}-file-${slug}`;
+      shippedFiles.push(shippedFile(commandName, file));
       return shipFile(
-        `${name}-file-${slug}`,
+        commandName,
         file,
         { connection, writer: "root", triggers: [sha256(file.content), ...args.serverIdentity] },
         { ...parent, dependsOn: after },
@@ -178,9 +185,12 @@ export class Backups extends pulumi.ComponentResource {
             drillPostgresImage: args.drill ? (args.postgresImage ?? "imresamu/postgis:17-3.5") : undefined,
           }),
         );
+      const envFile = { path: BACKUP_PATHS.envFile, mode: "0600", content: pulumi.secret(content) } as const;
+      const commandName = `${name}-env`;
+      shippedFiles.push(shippedFile(commandName, envFile));
       return shipFile(
-        `${name}-env`,
-        { path: BACKUP_PATHS.envFile, mode: "0600", content: pulumi.secret(content) },
+        commandName,
+        envFile,
         { connection, writer: "root", triggers: args.serverIdentity },
         { ...parent, dependsOn: after },
       );

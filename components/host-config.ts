@@ -17,7 +17,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { adminAuthorizedKeys, type CloudInitInput, hostFiles } from "../cloud-init/render";
 import { ADMIN_USER, DEPLOY_USER } from "../model/server";
-import { shipFile } from "./ship-file";
+import { type ShippedFile, shipFile, shippedFile } from "./ship-file";
 
 export interface HostConfigArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -36,8 +36,8 @@ export interface HostConfigArgs {
 type HostFileInput = Pick<CloudInitInput, "exposure" | "autoRebootTime">;
 
 export class HostConfig extends pulumi.ComponentResource {
-  /** The paths this component keeps in step on the server. */
-  readonly paths: string[];
+  /** Every file it keeps in step on the server, with the command that ships it. */
+  readonly shipped: readonly ShippedFile[];
 
   constructor(name: string, args: HostConfigArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:host:HostConfig", name, {}, opts);
@@ -56,18 +56,21 @@ export class HostConfig extends pulumi.ComponentResource {
     const rendered = hostFiles({ exposure: args.exposure, autoRebootTime: args.autoRebootTime });
     const files = [...rendered.map((f) => ({ path: f.path, mode: f.permissions, content: f.content })), keysFile];
 
-    const shipped = files.map((file) =>
-      shipFile(
-        `${name}-file-${slug(file.path)}`,
+    const report: ShippedFile[] = [];
+    const shipped = files.map((file) => {
+      const commandName = `${name}-file-${slug(file.path)}`;
+      report.push(shippedFile(commandName, file));
+      return shipFile(
+        commandName,
         file,
         { connection, writer: "root", triggers: [sha256(file.content), ...args.serverIdentity] },
         { ...parent, dependsOn: args.dependsOn },
-      ),
-    );
+      );
+    });
     const reload = reloadServices(shipped);
 
-    this.paths = files.map((f) => f.path);
-    this.registerOutputs({ paths: this.paths, reload: reload.id });
+    this.shipped = report;
+    this.registerOutputs({ shipped: report, reload: reload.id });
 
     /** Re-read what the files configure; re-run when any file changes or the server is new. */
     function reloadServices(after: command.remote.Command[]): command.remote.Command {

@@ -7,7 +7,8 @@
 import * as command from "@pulumi/command";
 import type * as pulumi from "@pulumi/pulumi";
 
-export type FileMode = "0644" | "0755" | "0600";
+export const FILE_MODES = ["0644", "0755", "0600"] as const;
+export type FileMode = (typeof FILE_MODES)[number];
 
 /** A file to put on the server: absolute path, mode and text. */
 export interface RemoteFile {
@@ -33,6 +34,23 @@ export interface ShipFileArgs {
   readonly writer: Writer;
   /** Values whose change re-ships the file (a replacement, see FACTS on @pulumi/command). */
   readonly triggers?: pulumi.Input<unknown>[];
+}
+
+/**
+ * What a component reports, in its registered outputs (`shipped`), for each file it ships: where
+ * the file goes, its mode, and the name of the command resource whose stdin carries its text. The
+ * plan, the diagram and the tests read this instead of parsing the command lines.
+ */
+export interface ShippedFile {
+  readonly path: string;
+  readonly mode: FileMode;
+  /** The name of the `command:remote:Command` that ships it (its stdin is the file's text). */
+  readonly command: string;
+}
+
+/** The report of a file shipped by the command named `name` (see ShippedFile). */
+export function shippedFile(name: string, file: RemoteFile): ShippedFile {
+  return { path: file.path, mode: file.mode, command: name };
 }
 
 /**

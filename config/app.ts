@@ -216,6 +216,26 @@ export const appConfigFields = {
     .default({ caddyImage: "caddy:2.10-alpine", cloudflaredImage: "cloudflare/cloudflared:2025.8.1" }),
 };
 
+/** Pulumi.yaml's one-line description of each key (scripts/pulumi-yaml.ts writes them there). */
+export const appConfigDescriptions: Record<keyof typeof appConfigFields, string> = {
+  services:
+    "The app services: a list of {name, image (pinned by tag or digest), command, port (absent for workers), healthCheck ({path} or {command}), environment, secrets (names of secrets:<NAME> config keys set with --secret), memoryShare (default 1), memoryMb, replicas (workers only, default 1), readOnly, user}.",
+  migration:
+    "Optional database migration run before new containers start: {service (whose image and environment it uses), command}.",
+  uploads:
+    "Optional uploads directory on the volume, served by Caddy: {path (URL prefix, default /uploads), services (writers), mountPath (default /data/uploads)}.",
+  postgres:
+    "Postgres with PostGIS: {image (default imresamu/postgis:17-3.5, multi-arch), database (default app), user (default app), maxConnections (default by tier)}.",
+  redis:
+    "Redis: {image (default redis:7.4), appendOnly (default false), evictionPolicy (default allkeys-lru, noeviction with appendOnly)}.",
+  healthChecks:
+    "Timing of every container's health check: {intervalSeconds, timeoutSeconds, retries}. Each value left out keeps the stack's own: every 5 s for Postgres and Redis, 10 s for the rest; 5 s timeout; 5 retries.",
+  deployWaitSeconds:
+    "Seconds a deploy waits for every service to be healthy before it rolls back to the previous release; at least three health check intervals.",
+  proxy:
+    "Proxy images: {caddyImage (default caddy:2.10-alpine), cloudflaredImage (default cloudflare/cloudflared:2025.8.1)}.",
+};
+
 type Loose = Record<string, unknown>;
 const isObject = (v: unknown): v is Loose => v !== null && typeof v === "object" && !Array.isArray(v);
 

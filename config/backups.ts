@@ -63,3 +63,15 @@ export const backupConfigFields = {
     )
     .default([]),
 };
+
+/** Pulumi.yaml's one-line description of each key (scripts/pulumi-yaml.ts writes them there). */
+export const backupConfigDescriptions: Record<keyof typeof backupConfigFields, string> = {
+  backupRecipients:
+    "Public keys the backups are encrypted to: age recipients (age1..., from age-keygen -y) or ssh-ed25519/ssh-rsa public keys. Their private keys never go to the server.",
+  backupSchedule: "When the daily backup runs (systemd OnCalendar, UTC), with up to 30 minutes of random delay.",
+  backupDrill: "Run the weekly restore drill that restores the latest backup into a throwaway PostgreSQL container.",
+  backupDrillSchedule: "When the restore drill runs (systemd OnCalendar, UTC).",
+  backupPingUrl:
+    "Optional monitoring URL pinged after each backup and drill (URL on success, URL/fail on failure); set it with --secret when it holds a token.",
+  backupUploadsDirs: "Directories under /srv/data whose files are copied to the uploads bucket after each backup.",
+};

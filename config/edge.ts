@@ -69,6 +69,22 @@ export const edgeConfigFields = {
   backupSecretAccessKey: z.string().min(1, { message: "must not be empty" }).optional(),
 };
 
+/** Pulumi.yaml's one-line description of each key (scripts/pulumi-yaml.ts writes them there). */
+export const edgeConfigDescriptions: Record<keyof typeof edgeConfigFields, string> = {
+  cloudflareAccountId:
+    "Cloudflare account id (32 hex characters) that owns the zone, the tunnel and the R2 buckets. The provider's token is cloudflare:apiToken (set with --secret).",
+  manageZoneSettings:
+    "Manage the zone-wide settings the stack relies on (always HTTPS, TLS 1.2+, HSTS, SSL full strict in direct mode). Turn off when the zone is shared or another stack owns its settings.",
+  r2Location: "R2 location hint for new buckets - weur, eeur, enam, wnam, apac or oc.",
+  r2Jurisdiction:
+    "R2 jurisdiction of the buckets: default, or eu to keep objects inside the EU (endpoint <account>.eu.r2.cloudflarestorage.com).",
+  backupCredentials:
+    "Where the backup job's R2 keys come from. token: the program creates an account API token scoped to the backups bucket (the Cloudflare token Pulumi uses needs Account API Tokens Edit); config: an R2 API token made on the dashboard, given as backupAccessKeyId and backupSecretAccessKey (--secret).",
+  backupAccessKeyId: "With backupCredentials=config: the R2 API token's Access Key ID (32 hex characters).",
+  backupSecretAccessKey:
+    "With backupCredentials=config: the R2 API token's Secret Access Key (64 hex characters); set it with pulumi config set --secret.",
+};
+
 /**
  * Problems of secret keys stored in plaintext (set without `--secret`, so committed in clear in
  * the stack file). `isSecret` tells whether the engine holds a key (without namespace) as secret.

@@ -1,13 +1,14 @@
 /**
  * The stack config schema: every key a stack sets, by area, with its default, and the checks
- * across keys. `Pulumi.yaml` declares the same keys for the CLI (a test keeps the two in step).
+ * across keys. `Pulumi.yaml`'s `config:` block, which declares the same keys for the CLI, is
+ * generated from it (scripts/pulumi-yaml.ts, `npm run docs`).
  */
 import { z } from "zod";
-import { appConfigFields, appCrossChecks } from "./app";
-import { backupConfigFields } from "./backups";
-import { EDGE_SECRET_KEYS, edgeConfigFields, edgeCrossChecks } from "./edge";
+import { appConfigDescriptions, appConfigFields, appCrossChecks } from "./app";
+import { backupConfigDescriptions, backupConfigFields } from "./backups";
+import { EDGE_SECRET_KEYS, edgeConfigDescriptions, edgeConfigFields, edgeCrossChecks } from "./edge";
 import type { CrossCheck } from "./problems";
-import { serverConfigFields, serverCrossChecks } from "./server";
+import { serverConfigDescriptions, serverConfigFields, serverCrossChecks } from "./server";
 
 /** The stack config schema. Keys are the config keys without the `webstack:` namespace. */
 export const stackConfigSchema = z.strictObject({
@@ -32,3 +33,17 @@ export const SECRET_CONFIG_KEYS: ReadonlySet<string> = new Set<string>([...EDGE_
  * at values of the right shape.
  */
 export const crossChecks: CrossCheck[] = [...serverCrossChecks, ...edgeCrossChecks, ...appCrossChecks];
+
+/**
+ * The keys by area, in the schema's order, with Pulumi.yaml's one-line description of each and
+ * the comment that heads the area there.
+ */
+export const CONFIG_AREAS: readonly { title: string; descriptions: Readonly<Record<string, string>> }[] = [
+  { title: "The server and its host (config/server.ts).", descriptions: serverConfigDescriptions },
+  { title: "The Cloudflare edge and R2 storage (config/edge.ts).", descriptions: edgeConfigDescriptions },
+  { title: "The app stack (config/app.ts).", descriptions: appConfigDescriptions },
+  {
+    title: "Backups (config/backups.ts): pg_dump → age → the R2 backups bucket, with a weekly restore drill.",
+    descriptions: backupConfigDescriptions,
+  },
+];

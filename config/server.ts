@@ -110,6 +110,26 @@ export const serverConfigFields = {
     .default("03:30"),
 };
 
+/** Pulumi.yaml's one-line description of each key (scripts/pulumi-yaml.ts writes them there). */
+export const serverConfigDescriptions: Record<keyof typeof serverConfigFields, string> = {
+  appName: "Short lowercase name of the app (3-30 of a-z, 0-9, '-'); prefixes resource, host and bucket names.",
+  domain: "The Cloudflare zone the stack's hostnames live in, e.g. example.com.",
+  routes:
+    "What the stack serves: a list of {hostname, path (optional prefix such as /api), service, websockets (default false), maxBodyMb (optional)}; every hostname is the domain or inside it.",
+  tier: "Server size and memory budgets: small (cax11, 2 vCPU, 4 GB), medium (cax21), large (cax31), xlarge (cax41).",
+  location: "Hetzner location with ARM64 servers - fsn1, nbg1 or hel1.",
+  image: "Hetzner image; the hardening is built and tested for debian-13.",
+  adminSshKeys:
+    "OpenSSH public keys of the admins (ssh-ed25519, ecdsa, or ssh-rsa of 3072+ bits); they log in as 'admin'.",
+  sshAllowedCidrs: "Networks in CIDR form allowed to reach SSH through the Hetzner firewall.",
+  volumeSizeGb: "Size in GB of the Hetzner Volume that holds all state (10-10240).",
+  hetznerBackups: "Hetzner's daily backups of the server disk (+20% of the server price).",
+  exposure:
+    "tunnel: only SSH is open and web traffic comes through Cloudflare Tunnel; direct: ports 80/443 are open too.",
+  labels: "Extra Hetzner labels as key=value.",
+  autoRebootTime: "Time (UTC, HH:MM) at which unattended upgrades may reboot the server when a patch needs it.",
+};
+
 /** Cross-key checks of the server's keys (run even when single keys fail; see `crossChecks`). */
 export const serverCrossChecks: CrossCheck[] = [
   function routesInsideDomain(raw) {

@@ -6,7 +6,8 @@
  * hcloud's are) and the outputs the program reads (IPs, the volume's device path, the deploy key,
  * generated secrets), and provider functions answer with stand-ins (zone, tunnel token).
  * The mock monitor is wrapped so each registration is recorded with its parent and options
- * (protect, ignoreChanges, dependsOn), which `setMocks` alone does not expose.
+ * (protect, ignoreChanges, dependsOn), and each component's registered outputs with it, which
+ * `setMocks` alone does not expose.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
@@ -46,6 +47,11 @@ export interface RecordedResource {
   rawInputs: Record<string, unknown>;
   /** Paths (top-level keys) of inputs that hold a secret. */
   secretInputs: string[];
+  /**
+   * What a component registered as its outputs (`registerOutputs`), secrets masked; undefined for
+   * custom resources and for components that registered none.
+   */
+  registeredOutputs?: Record<string, unknown>;
   options: {
     protect: boolean;
     ignoreChanges: string[];
@@ -362,6 +368,17 @@ export async function runProgram(stack: string, config: EngineConfig, options: R
       },
     });
     return register(req, callback);
+  };
+
+  const registerOutputs = monitor.registerResourceOutputs.bind(monitor);
+  // biome-ignore lint/suspicious/noExplicitAny: protobuf request object of the SDK's internal monitor
+  monitor.registerResourceOutputs = (req: any, callback: unknown) => {
+    const ref = urnToRef(req.getUrn());
+    const recorded = resources.find((r) => `${r.type}::${r.name}` === ref);
+    const raw = (req.getOutputs()?.toJavaScript() ?? {}) as Record<string, unknown>;
+    if (recorded && Object.keys(raw).length > 0)
+      recorded.registeredOutputs = maskSecrets(raw) as Record<string, unknown>;
+    return registerOutputs(req, callback);
   };
 
   pulumi.runtime.setAllConfig(config.values, config.secretKeys);

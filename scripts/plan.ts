@@ -8,6 +8,7 @@
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
+import { FILE_MODES, type FileMode } from "../components/ship-file";
 import { ConfigError } from "../config/problems";
 import { rawConfigFromPulumi, resolveConfig } from "../config/resolve";
 import { formatCost } from "../model/pricing";
@@ -23,6 +24,59 @@ import {
   runProgram,
 } from "./mock-engine";
 
+/** One file a component ships, as it reports it (`shipped` in its outputs), with the text sent. */
+export interface ShippedText {
+  /** The component that ships it, e.g. `vps:app:AppStack::shop-prod-app`. */
+  component: string;
+  path: string;
+  mode: FileMode;
+  /** The command resource that ships it. */
+  command: RecordedResource;
+  /** The file's text (the command's stdin); undefined when it is secret. */
+  text: string | undefined;
+}
+
+/** Every file the components report shipping, in registration order, each with its command's stdin. */
+export function shippedFiles(run: ProgramRun): ShippedText[] {
+  const commands = new Map(
+    run.resources.filter((r) => r.type === "command:remote:Command").map((r) => [`${r.type}::${r.name}`, r]),
+  );
+  const out: ShippedText[] = [];
+  for (const component of run.resources) {
+    const shipped = component.registeredOutputs?.shipped;
+    if (shipped === undefined) continue;
+    const ref = `${component.type}::${component.name}`;
+    if (!Array.isArray(shipped)) throw new Error(`${ref}: shipped is not a list`);
+    for (const entry of shipped as { path?: unknown; mode?: unknown; command?: unknown }[]) {
+      const command = commands.get(`command:remote:Command::${String(entry.command)}`);
+      const mode = FILE_MODES.find((m) => m === entry.mode);
+      if (typeof entry.path !== "string" || mode === undefined || command === undefined) {
+        throw new Error(`${ref}: shipped entry ${JSON.stringify(entry)} names no recorded command`);
+      }
+      const stdin = command.inputs.stdin;
+      const text = !command.secretInputs.includes("stdin") && typeof stdin === "string" ? stdin : undefined;
+      out.push({ component: ref, path: entry.path, mode, command, text });
+    }
+  }
+  return out;
+}
+
+/**
+ * Where a shipped file goes under out/<stack>/: the app's release as is, the backups' files in
+ * backup/, the host's files under host/ at their path on the server.
+ */
+function artifactName(file: ShippedText, run: ProgramRun): string {
+  const component = run.resources.find((r) => `${r.type}::${r.name}` === file.component);
+  if (component?.type === "vps:app:AppStack") {
+    const releaseDir = String(component.registeredOutputs?.releaseDir);
+    if (!file.path.startsWith(`${releaseDir}/`)) throw new Error(`${file.path} is outside ${releaseDir}`);
+    return file.path.slice(releaseDir.length + 1);
+  }
+  if (component?.type === "vps:backups:Backups") return `backup/${file.path.split("/").pop()}`;
+  if (component?.type === "vps:host:HostConfig") return `host${file.path}`;
+  throw new Error(`no place in the plan for files shipped by ${file.component}`);
+}
+
 /** Files the plan writes besides resources.json, taken from what the program would send. */
 export function artifactsOf(run: ProgramRun): Record<string, string> {
   const files: Record<string, string> = {};
@@ -30,23 +84,10 @@ export function artifactsOf(run: ProgramRun): Record<string, string> {
     if (r.type === "hcloud:index/server:Server" && typeof r.inputs.userData === "string") {
       files["cloud-init.yaml"] = r.inputs.userData;
     }
-    // The app stack's files travel as the stdin of its ship commands (the .env is secret: masked).
-    const shipped = /-ship-(.+)$/.exec(r.name);
-    if (r.type === "command:remote:Command" && shipped && typeof r.inputs.stdin === "string") {
-      const target = /mv '[^']*' '[^']*\/releases\/[0-9a-f]+\/([^']+)'$/.exec(String(r.inputs.create));
-      if (target && target[1] !== ".env") files[target[1]] = r.inputs.stdin;
-    }
-    // The backup scripts and systemd units, as the Backups component installs them (stdin of each
-    // file's command). The environment file is secret and is not written.
-    if (
-      r.type === "command:remote:Command" &&
-      r.parent?.startsWith("vps:backups:Backups::") &&
-      r.name.includes("-file-") &&
-      typeof r.inputs.stdin === "string"
-    ) {
-      const target = String(r.inputs.create).match(/cat > (\S+)\.new/)?.[1];
-      if (target) files[`backup/${target.split("/").pop()}`] = r.inputs.stdin;
-    }
+  }
+  // What the components ship (the .env and the backups' environment file are secret: not written).
+  for (const file of shippedFiles(run)) {
+    if (file.text !== undefined) files[artifactName(file, run)] = file.text;
   }
   return files;
 }

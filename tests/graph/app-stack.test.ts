@@ -2,6 +2,7 @@
  * The AppStack in the resource graph of the prod stack, evaluated under Pulumi mocks.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { writeFileCommand } from "../../components/ship-file";
 import { renderStackFiles } from "../../compose/stack-files";
 import { resolveConfig } from "../../config/resolve";
 import {
@@ -11,7 +12,7 @@ import {
   runProgram,
   standInTunnelToken,
 } from "../../scripts/mock-engine";
-import { artifactsOf } from "../../scripts/plan";
+import { artifactsOf, shippedFiles } from "../../scripts/plan";
 import { stackFileValues } from "../support/stack-configs";
 
 let run: ProgramRun;
@@ -25,6 +26,8 @@ const tunnelToken = () => {
   if (!tunnel?.id) throw new Error("no tunnel in the graph");
   return standInTunnelToken(tunnel.id);
 };
+/** The files the AppStack reports shipping (its `shipped` output), with their commands. */
+const shipped = () => shippedFiles(run).filter((f) => f.component.startsWith("vps:app:AppStack::"));
 const byName = (suffix: string): RecordedResource => {
   const found = run.resources.find((r) => r.name.endsWith(suffix));
   if (!found) throw new Error(`no resource named *${suffix}`);
@@ -91,7 +94,7 @@ describe("AppStack in the prod graph", () => {
         "hcloud:index/volumeAttachment:VolumeAttachment::shop-prod-volume-attachment",
       ]),
     );
-    for (const c of commands().filter((c) => c.name.includes("-ship-"))) {
+    for (const { command: c } of shipped()) {
       expect(c.options.dependsOn).toContain("command:remote:Command::shop-prod-app-server-ready");
     }
     expect(ready.inputs.create).toContain("sudo -n install -d -o deploy -g deploy -m 0750 '/srv/data/app'");
@@ -99,7 +102,7 @@ describe("AppStack in the prod graph", () => {
 
   it("deploys after every file is shipped, with no delete command that could stop the stack", () => {
     const deploy = byName("-app-deploy");
-    for (const c of commands().filter((c) => c.name.includes("-ship-"))) {
+    for (const { command: c } of shipped()) {
       expect(deploy.options.dependsOn).toContain(`command:remote:Command::${c.name}`);
     }
     expect(deploy.inputs.delete).toBeUndefined();
@@ -139,9 +142,28 @@ describe("AppStack in the prod graph", () => {
     expect(hash({ ...prod, services: bumped })).not.toBe(hash(prod));
   });
 
+  it("reports each file it ships with the command that writes that path with that mode", () => {
+    const files = shipped();
+    expect(files.map((f) => f.path.replace(/^.*\/releases\/[0-9a-f]{16}\//, "")).sort()).toEqual([
+      ".env",
+      "Caddyfile",
+      "compose.yaml",
+      "scripts/deploy.sh",
+    ]);
+    for (const f of files) expect(f.command.inputs.create, f.path).toBe(writeFileCommand(f.path, f.mode, "deploy"));
+    expect(files.find((f) => f.path.endsWith("/.env"))).toMatchObject({ mode: "0600", text: undefined });
+    expect(files.find((f) => f.path.endsWith("/deploy.sh"))?.mode).toBe("0755");
+  });
+
+  it("reports every command that sends a file on stdin as a shipped file", () => {
+    const reported = new Set(shipped().map((f) => f.command.name));
+    const withStdin = commands().filter((c) => c.rawInputs.stdin !== undefined);
+    expect(withStdin.map((c) => c.name).filter((n) => !reported.has(n))).toEqual([]);
+  });
+
   it("gives the plan compose.yaml, the Caddyfile and the deploy script, but never the .env", () => {
     const files = artifactsOf(run);
-    const appFiles = Object.keys(files).filter((f) => !f.startsWith("backup/"));
+    const appFiles = Object.keys(files).filter((f) => !f.startsWith("backup/") && !f.startsWith("host/"));
     expect(appFiles.sort()).toEqual(["Caddyfile", "cloud-init.yaml", "compose.yaml", "scripts/deploy.sh"]);
     expect(Object.keys(files).some((f) => f.endsWith(".env"))).toBe(false);
   });

@@ -2,8 +2,9 @@
  * The Backups component under Pulumi mocks: what it installs over SSH, and that no secret appears
  * in a command line, a trigger or an output.
  */
-import { createHash } from "node:crypto";
 import { beforeAll, describe, expect, it } from "vitest";
+import { BACKUP_PATHS, STATIC_FILES } from "../../backup/render";
+import { writeFileCommand } from "../../components/ship-file";
 import {
   engineConfig,
   type ProgramRun,
@@ -11,10 +12,13 @@ import {
   readStackFile,
   runProgram,
 } from "../../scripts/mock-engine";
+import { type ShippedText, shippedFiles } from "../../scripts/plan";
 
 const PING = "https://hc-ping.com/7f3e1c2a-secret-ping-token";
 let run: ProgramRun;
 let commands: RecordedResource[];
+/** The files the Backups component reports shipping (its `shipped` output), with their commands. */
+let shipped: ShippedText[];
 
 beforeAll(async () => {
   // index.ts and its imports are TypeScript loaded with require(), as `pulumi up` does through tsx.
@@ -23,6 +27,7 @@ beforeAll(async () => {
   const extra = engineConfig({ backupPingUrl: PING });
   run = await runProgram("prod", { values: { ...config.values, ...extra.values }, secretKeys: config.secretKeys });
   commands = run.resources.filter((r) => r.parent?.startsWith("vps:backups:Backups::"));
+  shipped = shippedFiles(run).filter((f) => f.component.startsWith("vps:backups:Backups::"));
   const env = String(commands.find((r) => r.name === "shop-prod-backups-env")?.rawInputs.stdin);
   const envValue = (key: string) => env.match(new RegExp(`^${key}="(.+)"$`, "m"))?.[1] ?? `missing ${key}`;
   SECRETS = [envValue("BACKUP_S3_SECRET_ACCESS_KEY"), PING, "stand-in private key of"];
@@ -53,7 +58,7 @@ describe("the Backups component", () => {
   it("sends the environment file as secret stdin, written 0600", () => {
     const env = commands.find((r) => r.name === "shop-prod-backups-env")!;
     expect(env.secretInputs).toContain("stdin");
-    expect(env.inputs.create).toMatch(/umask 077 && cat > \/etc\/webstack\/backup\/backup\.env\.new && chmod 0600/);
+    expect(shipped.find((f) => f.command === env)?.mode).toBe("0600");
     const text = String(env.rawInputs.stdin);
     expect(text).toMatch(/^BACKUP_S3_SECRET_ACCESS_KEY="[0-9a-f]{64}"$/m);
     expect(text).toMatch(/^BACKUP_S3_BUCKET="shop-prod-backups"$/m);
@@ -67,13 +72,32 @@ describe("the Backups component", () => {
     }
   });
 
-  it("re-runs a file's install when its content changes: the first trigger is the content's hash", () => {
-    const fileCommands = commands.filter((r) => r.name.includes("-file-"));
-    expect(fileCommands.length).toBe(10);
-    for (const r of fileCommands) {
-      const hash = createHash("sha256").update(String(r.rawInputs.stdin)).digest("hex");
-      expect((r.inputs.triggers as unknown[])[0]).toBe(hash);
-    }
+  it("reports each file it installs with the command that writes that path with that mode, as root", () => {
+    const names = shipped.map((f) => f.path.split("/").pop());
+    expect(names).toEqual(expect.arrayContaining([...STATIC_FILES]));
+    expect(shipped.find((f) => f.path === BACKUP_PATHS.envFile)).toMatchObject({ mode: "0600", text: undefined });
+    for (const f of shipped) expect(f.command.inputs.create, f.path).toBe(writeFileCommand(f.path, f.mode, "root"));
+    const withStdin = commands.filter((r) => r.rawInputs.stdin !== undefined).map((r) => r.name);
+    expect(withStdin.sort()).toEqual(shipped.map((f) => f.command.name).sort());
+  });
+
+  it("re-runs the install of a file whose content changes, and of that file only", async () => {
+    const config = readStackFile("prod");
+    const later = await runProgram("prod", {
+      ...config,
+      values: { ...config.values, "webstack:backupSchedule": "*-*-* 04:00:00" },
+    });
+    const triggers = (r: ProgramRun) =>
+      Object.fromEntries(
+        shippedFiles(r)
+          .filter((f) => f.component.startsWith("vps:backups:Backups::") && f.text !== undefined)
+          .map((f) => [f.path.split("/").pop(), JSON.stringify(f.command.inputs.triggers)]),
+      );
+    const before = triggers(run);
+    const after = triggers(later);
+    const changed = Object.keys(before).filter((file) => before[file] !== after[file]);
+    expect(changed).toEqual(["webstack-backup.timer"]);
+    expect(Object.keys(after)).toEqual(Object.keys(before));
   });
 
   it("runs every step again on a new server: each command's triggers hold the server's and the attachment's ids", () => {
@@ -102,7 +126,7 @@ describe("the Backups component", () => {
     expect(timers.inputs.create).toBe(
       "sudo systemctl daemon-reload && sudo systemctl enable --now webstack-backup.timer webstack-restore-drill.timer",
     );
-    const installs = commands.filter((r) => r.name.includes("-file-") || r.name.endsWith("-env"));
+    const installs = shipped.map((f) => f.command);
     for (const r of installs) expect(timers.options.dependsOn).toContain(`${r.type}::${r.name}`);
   });
 });

@@ -72,8 +72,11 @@ describe("the prod stack", () => {
     expect(only(run.resources, T.server).inputs.firewallIds).toEqual([Number(firewall.id)]);
   });
 
-  it("registers one Hetzner SSH key per admin key", () => {
-    expect(run.resources.filter((r) => r.type === T.sshKey)).toHaveLength(2);
+  it("registers one Hetzner SSH key per admin key, and gives the server all of them", () => {
+    const keys = run.resources.filter((r) => r.type === T.sshKey);
+    const adminKeys = JSON.parse(readStackFile("prod").values["webstack:adminSshKeys"]) as string[];
+    expect(keys.map((k) => k.inputs.publicKey)).toEqual(adminKeys);
+    expect(only(run.resources, T.server).inputs.sshKeys).toEqual(keys.map((k) => k.id));
   });
 
   it("generates an ED25519 deploy key in the program", () => {

@@ -10,6 +10,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serverReadyCommand } from "../../components/app-stack";
 import { readConfigFile } from "../../scripts/mock-engine";
+import { shippedFiles } from "../../scripts/plan";
 import { type S3, S3_ACCESS_KEY, S3_SECRET_KEY, startS3 } from "../backup/harness";
 import { run } from "../support/stack-configs";
 import { describeSteps, StepFailed } from "./engine";
@@ -117,13 +118,13 @@ function timerState(twin: Twin, timer: string): string {
 /** What a fresh deploy of the current config passes, and day one's data. */
 function expectConverged(update: Update, twin: Twin): void {
   const context = describeSteps(update.steps);
-  // Every file the program ships is on the server with the content it ships.
-  for (const r of update.run.resources) {
-    if (r.type !== "command:remote:Command" || typeof r.rawInputs.stdin !== "string") continue;
-    const path = /cat > '?([^' ]+?)'?(\.new|\.tmp)'?[; &]/.exec(String(r.rawInputs.create))?.[1];
-    if (!path || path.endsWith(".env")) continue;
-    const onServer = twin.sh(`cat '${path}'`).stdout;
-    expect(onServer, `${path} (shipped by ${r.name}) after:\n${context}`).toBe(r.rawInputs.stdin);
+  // Every file the components ship is on the server with the content and mode they ship.
+  for (const file of shippedFiles(update.run)) {
+    const stdin = String(file.command.rawInputs.stdin);
+    const expected = life.target.rewriteStdin?.(file.command, stdin) ?? stdin;
+    const onServer = twin.exec(["cat", file.path]).stdout;
+    expect(onServer, `${file.path} (shipped by ${file.command.name}) after:\n${context}`).toBe(expected);
+    expect(twin.exec(["stat", "-c", "%a", file.path]).stdout.trim(), file.path).toBe(file.mode.replace(/^0/, ""));
   }
   expect(unhealthy(twin), context).toEqual([]);
   expect(apiReadsDatabase(twin)).toContain("postgis");
@@ -277,14 +278,21 @@ describe("a stack's life on the server twin", () => {
   );
 
   it(
-    "rotating the Postgres password redeploys with it, and a failed release after it rolls back to one that can log in",
+    "rotating the Postgres password redeploys with it; a release that fails with a new password rolls back to one that can log in",
     async () => {
       expectConverged(await life.up({ replace: [`${PREFIX}-app-postgres-password`] }), life.twin);
+      // The next rotation comes with a release that never gets healthy: the rollback brings back
+      // the previous .env, whose password the database role must have again.
       const services = life.value("services") as Service[];
       const broken = services.map((s) => (s.name === "web" ? { ...s, healthCheck: { command: ["false"] } } : s));
-      await expect(life.up({ set: { services: broken, deployWaitSeconds: 30 } })).rejects.toBeInstanceOf(StepFailed);
+      const failing = life.up({
+        replace: [`${PREFIX}-app-postgres-password`],
+        set: { services: broken, deployWaitSeconds: 30 },
+      });
+      await expect(failing).rejects.toBeInstanceOf(StepFailed);
       expect(unhealthy(life.twin)).toEqual([]);
       expect(apiReadsDatabase(life.twin)).toContain("postgis");
+      // Fixed, the release deploys with the password rotated above.
       expectConverged(await life.up({ set: { services, deployWaitSeconds: undefined } }), life.twin);
     },
     15 * MINUTE,

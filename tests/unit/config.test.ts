@@ -15,16 +15,6 @@ describe("stack config", () => {
     expect(config.prefix).toBe("shop-prod");
   });
 
-  it("maps every tier to its ARM64 server type", () => {
-    const types = Object.fromEntries(
-      (["small", "medium", "large", "xlarge"] as const).map((t) => [
-        t,
-        resolveConfig("prod", { ...prod(), tier: t }).tier.serverType,
-      ]),
-    );
-    expect(types).toEqual({ small: "cax11", medium: "cax21", large: "cax31", xlarge: "cax41" });
-  });
-
   it("fills unset keys with their defaults", () => {
     const { tier, location, image, volumeSizeGb, hetznerBackups, exposure, labels, autoRebootTime, ...required } =
       prod();

@@ -1,44 +1,19 @@
 /**
  * Pulumi.yaml declares every config key the schema knows, with the same type and default, so the
- * CLI and the program agree on what a stack may set.
+ * CLI and the program agree on what a stack may set: its `config:` block is generated from the
+ * schema (scripts/pulumi-yaml.ts), and the committed file must be what the generator writes.
  */
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { z } from "zod";
 import { PROJECT } from "../../config/namespaces";
-import { CONFIG_KEYS, stackConfigSchema } from "../../config/schema";
-import { PROJECT_ROOT } from "../../scripts/mock-engine";
+import { CONFIG_KEYS } from "../../config/schema";
+import { configDeclarations, PULUMI_YAML, pulumiType, renderPulumiYaml } from "../../scripts/pulumi-yaml";
 import { STACKS, stackValues } from "../support/fixtures";
 
-interface Declaration {
-  type?: string;
-  items?: { type?: string };
-  default?: unknown;
-  description?: string;
-}
-
-const project = parse(readFileSync(join(PROJECT_ROOT, "Pulumi.yaml"), "utf8")) as {
-  name: string;
-  runtime: { name: string };
-  config: Record<string, Declaration>;
-};
-const shape = stackConfigSchema.shape as Record<string, z.ZodType>;
-
-/** The Pulumi config type a zod field corresponds to, or undefined for objects and lists of objects. */
-function pulumiType(field: z.ZodType): { type?: string; items?: string } {
-  const schema = z.toJSONSchema(field, { io: "input", unrepresentable: "any" }) as {
-    type?: string;
-    items?: { type?: string };
-  };
-  if (schema.type === "array") {
-    const items = schema.items?.type;
-    return items === "object" || items === undefined ? {} : { type: "array", items };
-  }
-  if (schema.type === "object" || schema.type === undefined) return {};
-  return { type: schema.type === "number" ? "integer" : schema.type };
-}
+const text = readFileSync(PULUMI_YAML, "utf8");
+const project = parse(text) as { name: string; runtime: { name: string }; config: Record<string, unknown> };
 
 describe("Pulumi.yaml", () => {
   it("names the project after the config namespace and runs on nodejs", () => {
@@ -46,35 +21,34 @@ describe("Pulumi.yaml", () => {
     expect(project.runtime.name).toBe("nodejs");
   });
 
-  it("declares exactly the keys of the schema", () => {
-    expect(Object.keys(project.config).sort()).toEqual([...CONFIG_KEYS].sort());
+  it("holds the config block the schema generates (run `npm run docs` after changing a key)", () => {
+    expect(text).toBe(renderPulumiYaml(text));
   });
 
-  it.each(CONFIG_KEYS)("declares %s with a description", (key) => {
-    expect(project.config[key].description?.length ?? 0).toBeGreaterThan(10);
+  it("declares exactly the schema's keys, as YAML readers see them", () => {
+    expect(project.config).toEqual(configDeclarations());
+    expect(Object.keys(project.config)).toEqual(CONFIG_KEYS);
   });
 
-  it.each(CONFIG_KEYS)("declares %s with the schema's type", (key) => {
-    const expected = pulumiType(shape[key]);
-    const declared = project.config[key];
-    expect({ type: declared.type, items: declared.items?.type }).toEqual({
-      type: expected.type,
-      items: expected.items,
-    });
+  it("gives every key a description", () => {
+    for (const [key, d] of Object.entries(configDeclarations())) expect(d.description.trim(), key).not.toBe("");
+  });
+});
+
+describe("the Pulumi type of a schema field", () => {
+  it("is integer for whole numbers, and the scalar's own type for strings and booleans", () => {
+    expect(pulumiType(z.int().min(1).default(3))).toEqual({ type: "integer" });
+    expect(pulumiType(z.string().optional())).toEqual({ type: "string" });
+    expect(pulumiType(z.boolean().default(false))).toEqual({ type: "boolean" });
   });
 
-  it.each(CONFIG_KEYS)("declares %s with the schema's default, or none when the key is required", (key) => {
-    const parsed = shape[key].safeParse(undefined);
-    const schemaDefault = parsed.success ? parsed.data : undefined;
-    expect(project.config[key].default).toEqual(schemaDefault);
+  it("is an array of scalars for a list of scalars", () => {
+    expect(pulumiType(z.array(z.string()).default([]))).toEqual({ type: "array", items: { type: "string" } });
   });
 
-  it("uses only the config types Pulumi can declare", () => {
-    for (const declaration of Object.values(project.config)) {
-      if (declaration.type === undefined) continue;
-      expect(["string", "integer", "boolean", "array"]).toContain(declaration.type);
-      if (declaration.type === "array") expect(["string", "integer", "boolean"]).toContain(declaration.items?.type);
-    }
+  it("is left out for objects and lists of objects, which Pulumi cannot declare", () => {
+    expect(pulumiType(z.object({ a: z.string() }))).toEqual({});
+    expect(pulumiType(z.array(z.object({ a: z.string() })))).toEqual({});
   });
 });
 

@@ -1,5 +1,7 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { PROJECT_ROOT } from "../../scripts/mock-engine";
 import { README, renderReadme, SECTIONS } from "../../scripts/readme";
 
 describe("README.md", () => {
@@ -25,5 +27,17 @@ describe("README.md", () => {
     const npmCommands = [...ci.matchAll(/^(?:setsid -w )?npm (ci|test|run [\w:]+)\b/gm)].map((m) => m[1]);
     expect(npmCommands).toEqual(["ci", "run test:vm:host", "test"]);
     expect(readFileSync(README, "utf8")).toContain("npm ci && npm run test:vm:host");
+  });
+
+  it("describes every folder of the project and of tests/ in its layout section", () => {
+    const from = text.indexOf("## Layout and tests");
+    const block = text.slice(text.indexOf("```", from), text.indexOf("```", text.indexOf("```", from) + 3));
+    const described = block.split("\n").map((line) => line.split(/\s+/)[0].replace(/\/$/, ""));
+    const folders = (dir: string) =>
+      readdirSync(join(PROJECT_ROOT, dir), { withFileTypes: true })
+        .filter((e) => e.isDirectory() && !e.name.startsWith(".") && !["node_modules", "out"].includes(e.name))
+        .map((e) => (dir ? `${dir}/${e.name}` : e.name));
+    const expected = [...folders(""), ...folders("tests")].filter((f) => f !== "tests");
+    expect(expected.filter((f) => !described.includes(f))).toEqual([]);
   });
 });
