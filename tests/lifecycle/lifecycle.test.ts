@@ -15,7 +15,7 @@ import { type S3, S3_ACCESS_KEY, S3_SECRET_KEY, startS3 } from "../backup/harnes
 import { run } from "../support/stack-configs";
 import { describeSteps, StepFailed } from "./engine";
 import { Life, type Update } from "./life";
-import { makeLoginKey, type Twin } from "./twin";
+import { makeLoginKey, type Twin, withinHostLimits } from "./twin";
 
 const STACK_FILE = `${__dirname}/../stack/e2e-stack.yaml`;
 const COMPOSE = "docker compose -f /srv/data/app/compose.yaml";
@@ -156,7 +156,12 @@ beforeAll(async () => {
       twin.setFirstBoot(nextFirstBoot.state, nextFirstBoot.log);
       nextFirstBoot = { state: "done", log: "" };
     },
-    rewriteStdin: (resource, stdin) => (resource.name.endsWith("-backups-env") ? towardsTestS3(stdin) : stdin),
+    // The backups go to the test's S3 server; Docker's settings fit this sandbox's open-file limit.
+    rewriteStdin: (resource, stdin) => {
+      if (resource.name.endsWith("-backups-env")) return towardsTestS3(stdin);
+      if (resource.name.endsWith("-host-file-etc-docker-daemon-json")) return withinHostLimits(stdin);
+      return stdin;
+    },
   });
 }, 30 * MINUTE);
 

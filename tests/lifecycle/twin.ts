@@ -254,7 +254,7 @@ export class Twin {
  * daemon.json with its containers' open-file limit lowered to this host's hard limit: the sandbox
  * the tests run in allows 20000, the server's 65536 would make every container fail to start.
  */
-function withinHostLimits(daemonJson: string): string {
+export function withinHostLimits(daemonJson: string): string {
   const hard = Number(execFileSync("sh", ["-c", "ulimit -Hn"], { encoding: "utf8" }).trim());
   const settings = JSON.parse(daemonJson) as { "default-ulimits"?: Record<string, { Soft: number; Hard: number }> };
   const nofile = settings["default-ulimits"]?.nofile;
