@@ -14,6 +14,11 @@
  * replacement just did, and the backups would stop silently. What a new config no longer wants
  * (the drill's timer) is removed by the timers command of that config.
  *
+ * The files, the environment file and the timers are still replaced delete-first: Pulumi runs the
+ * delete that the *state* holds, and a stack deployed by an earlier release holds `rm -f` and
+ * `systemctl disable` there. Deleting first, those run before the new file is written and the
+ * timers enabled again, so upgrading such a stack keeps its backups.
+ *
  * Cost: R2 storage of the backups (about 7 dailies + 5 weeklies + 12 monthlies of the compressed
  * database; 10 GB free, then $0.015/GB-month), no egress fees; a few minutes of CPU a day.
  */
@@ -30,7 +35,7 @@ import {
 } from "../backup/render";
 import { appDir, DEPLOY_USER } from "../model/server";
 import { POSTGRES_SERVICE } from "../model/services";
-import { type ShippedFile, shipFile, shippedFile } from "./ship-file";
+import { filesHash, type ShippedFile, shipFile, shippedFile } from "./ship-file";
 
 export interface BackupsArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -150,7 +155,7 @@ export class Backups extends pulumi.ComponentResource {
         commandName,
         file,
         { connection, writer: "root", triggers: [sha256(file.content), ...args.serverIdentity] },
-        { ...parent, dependsOn: after },
+        { ...parent, dependsOn: after, deleteBeforeReplace: true },
       );
     }
 
@@ -192,7 +197,7 @@ export class Backups extends pulumi.ComponentResource {
         commandName,
         envFile,
         { connection, writer: "root", triggers: args.serverIdentity },
-        { ...parent, dependsOn: after },
+        { ...parent, dependsOn: after, deleteBeforeReplace: true },
       );
     }
 
@@ -227,9 +232,9 @@ export class Backups extends pulumi.ComponentResource {
         {
           connection,
           create: `sudo systemctl daemon-reload && sudo systemctl enable --now ${timers.join(" ")}${disableDrill}`,
-          triggers: [sha256(files.map((f) => `${f.path}\n${f.content}`).join("\n")), ...args.serverIdentity],
+          triggers: [filesHash(files), ...args.serverIdentity],
         },
-        { ...parent, dependsOn: after },
+        { ...parent, dependsOn: after, deleteBeforeReplace: true },
       );
     }
   }

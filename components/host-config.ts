@@ -12,12 +12,12 @@
  *
  * Cost: nothing; a few seconds of SSH when a file changes.
  */
-import { createHash } from "node:crypto";
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { sha256 } from "../backup/render";
 import { adminAuthorizedKeys, type CloudInitInput, hostFiles } from "../cloud-init/render";
 import { ADMIN_USER, DEPLOY_USER } from "../model/server";
-import { type ShippedFile, shipFile, shippedFile } from "./ship-file";
+import { filesHash, type ShippedFile, shipFile, shippedFile } from "./ship-file";
 
 export interface HostConfigArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -79,7 +79,7 @@ export class HostConfig extends pulumi.ComponentResource {
         {
           connection,
           create: RELOAD_COMMAND,
-          triggers: [sha256(files.map((f) => `${f.path}\n${f.content}`).join("\n")), ...args.serverIdentity],
+          triggers: [filesHash(files), ...args.serverIdentity],
         },
         { ...parent, dependsOn: after },
       );
@@ -104,8 +104,4 @@ export const RELOAD_COMMAND = [
 
 function slug(path: string): string {
   return path.replace(/^\//, "").replace(/[^a-zA-Z0-9]+/g, "-");
-}
-
-function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
 }

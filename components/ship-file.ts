@@ -4,6 +4,7 @@
  * written beside the target and renamed over it, so a reader sees the old file or the new one,
  * never half of one. The app stack and the backups ship every file this way.
  */
+import { createHash } from "node:crypto";
 import * as command from "@pulumi/command";
 import type * as pulumi from "@pulumi/pulumi";
 
@@ -100,4 +101,11 @@ export function writeFileCommand(path: string, mode: FileMode, writer: Writer, o
 /** Quote a word for a POSIX shell. */
 export function shq(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
+}
+
+/** One hash of a set of files' paths and texts: the trigger of a step that follows them all. */
+export function filesHash(files: readonly { path: string; content: string }[]): string {
+  return createHash("sha256")
+    .update(files.map((f) => `${f.path}\n${f.content}`).join("\n"))
+    .digest("hex");
 }

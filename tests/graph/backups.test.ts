@@ -107,6 +107,12 @@ describe("the Backups component", () => {
     for (const r of commands) expect(r.inputs.triggers, r.name).toEqual(expect.arrayContaining(ids));
   });
 
+  it("replaces its files, environment file and timers delete-first, so an earlier release's delete runs before the new install", () => {
+    const installs = commands.filter((r) => r.name.includes("-file-") || /-(env|timers)$/.test(r.name));
+    expect(installs.length).toBeGreaterThan(10);
+    for (const r of installs) expect(r.options.deleteBeforeReplace, r.name).toBe(true);
+  });
+
   it("never deletes on the server: a replacement runs before its predecessor's delete", () => {
     for (const r of commands) expect(r.inputs.delete, r.name).toBeUndefined();
   });

@@ -67,11 +67,13 @@ export class Life {
     }
   }
 
-  /** The steps `pulumi up` would run for this change, without applying them (a preview). */
-  async preview(change: Change = {}): Promise<{ steps: Step[]; run: ProgramRun }> {
-    const { config, generations, state } = this.next(change);
-    const run = await runProgram(this.stack, config, { generations });
-    return { steps: planChange(state, run.resources, { replace: change.replace }), run };
+  /**
+   * Change the recorded state as another release of the program would have left it (what its
+   * commands' `delete` and triggers were), before the next `up()`.
+   */
+  rewriteState(rewrite: (resource: RecordedResource) => RecordedResource): void {
+    if (!this.state) throw new Error("no state yet: call up() first");
+    this.state = this.state.map(rewrite);
   }
 
   /** `pulumi up` with this change; throws engine.StepFailed where Pulumi would stop. */

@@ -9,9 +9,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { serverReadyCommand } from "../../components/app-stack";
-import { readConfigFile } from "../../scripts/mock-engine";
+import { type ProgramRun, type RecordedResource, readConfigFile } from "../../scripts/mock-engine";
 import { shippedFiles } from "../../scripts/plan";
-import { type S3, S3_ACCESS_KEY, S3_SECRET_KEY, startS3 } from "../backup/harness";
+import { bucketEnv, type S3, startS3 } from "../backup/harness";
 import { run } from "../support/stack-configs";
 import { describeSteps, StepFailed } from "./engine";
 import { Life, type Update } from "./life";
@@ -29,6 +29,8 @@ const PREFIX = "e2e-lifecycle";
 let s3: S3;
 let life: Life;
 let images: string;
+/** The first deploy's evaluation of the program. */
+let lastRun: ProgramRun;
 /** What the next server's first boot ends with (a scenario sets a failure). */
 let nextFirstBoot: { state: "done" | "error"; log: string } = { state: "done", log: "" };
 
@@ -40,14 +42,7 @@ function imagesTarball(): string {
 
 /** backup.env as the program ships it, pointed at the test's S3 server instead of R2. */
 function towardsTestS3(text: string): string {
-  const values: Record<string, string> = {
-    BACKUP_S3_ENDPOINT: s3.endpoint,
-    BACKUP_S3_BUCKET: "backups",
-    BACKUP_S3_ACCESS_KEY_ID: S3_ACCESS_KEY,
-    BACKUP_S3_SECRET_ACCESS_KEY: S3_SECRET_KEY,
-    BACKUP_S3_PROVIDER: "Other",
-    BACKUP_S3_REGION: "us-east-1",
-  };
+  const values = bucketEnv(s3);
   return text
     .split("\n")
     .map((line) => {
@@ -55,6 +50,28 @@ function towardsTestS3(text: string): string {
       return key in values ? `${key}="${values[key]}"` : line;
     })
     .join("\n");
+}
+
+/**
+ * The backups' install commands as the release before this one recorded them in the state: each
+ * file removed by its delete, the timers disabled by theirs, and no server id in the triggers.
+ */
+function asThePreviousReleaseLeftIt(run: ProgramRun) {
+  const paths = new Map(shippedFiles(run).map((f) => [f.command.name, f.path]));
+  return (r: RecordedResource): RecordedResource => {
+    if (!r.parent?.startsWith("vps:backups:Backups::") || r.type !== "command:remote:Command") return r;
+    const triggers = (r.rawInputs.triggers as unknown[] | undefined)?.slice(0, 1);
+    const path = paths.get(r.name);
+    if (path) {
+      const fileTriggers = r.name.endsWith("-env") ? undefined : triggers;
+      return { ...r, rawInputs: { ...r.rawInputs, delete: `sudo rm -f ${path}`, triggers: fileTriggers } };
+    }
+    if (r.name.endsWith("-timers")) {
+      const disable = `sudo systemctl disable --now ${BACKUP_TIMER} ${DRILL_TIMER} 2>/dev/null; sudo systemctl daemon-reload; true`;
+      return { ...r, rawInputs: { ...r.rawInputs, delete: disable, triggers } };
+    }
+    return r;
+  };
 }
 
 function sql(twin: Twin, statement: string): string {
@@ -175,11 +192,24 @@ describe("a stack's life on the server twin", () => {
     "a first deploy serves, enables the backup timers, and its backup restores",
     async () => {
       const update = await life.up();
+      lastRun = update.run;
       sql(life.twin, "CREATE TABLE day_one (note text); INSERT INTO day_one VALUES ('written on day one')");
       expectConverged(update, life.twin);
       expectBackupRestores(life.twin);
     },
     15 * MINUTE,
+  );
+
+  it(
+    "upgrading a stack that the release before deployed keeps its backups installed and enabled",
+    async () => {
+      life.rewriteState(asThePreviousReleaseLeftIt(lastRun));
+      const update = await life.up();
+      expect(update.steps.some((s) => s.op === "replace" && s.resource.name.endsWith("-backups-timers"))).toBe(true);
+      expectConverged(update, life.twin);
+      expectBackupRestores(life.twin);
+    },
+    10 * MINUTE,
   );
 
   it(
