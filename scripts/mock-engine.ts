@@ -167,7 +167,7 @@ function standInOutputs(
   type: string,
   name: string,
   inputs: Record<string, unknown>,
-  n: number,
+  id: string,
   generation: number,
 ): Record<string, unknown> {
   // A resource made again (a replaced password, a rebuilt server) gets new values.
@@ -183,7 +183,7 @@ function standInOutputs(
         status: "running",
       };
     case "hcloud:index/volume:Volume":
-      return { linuxDevice: `/dev/disk/by-id/scsi-0HC_Volume_${n}` };
+      return { linuxDevice: `/dev/disk/by-id/scsi-0HC_Volume_${id}` };
     case "tls:index/privateKey:PrivateKey":
       return {
         publicKeyOpenssh: `${STAND_IN_DEPLOY_PUBLIC_KEY}\n`,
@@ -205,6 +205,11 @@ function standInOutputs(
 }
 
 /** A stand-in hex string of `bytes` bytes, derived from a seed (stable across runs). */
+/** A stand-in Hetzner id: a number from 1000 to 99999, the same for the same name. */
+function standInNumber(name: string): number {
+  return 1000 + (Number.parseInt(standInHex(`id ${name}`, 4), 16) % 99_000);
+}
+
 export function standInHex(seed: string, bytes: number): string {
   let out = "";
   for (let i = 0; out.length < bytes * 2; i++) out += createHash("sha256").update(`${seed}#${i}`).digest("hex");
@@ -312,20 +317,20 @@ export interface RunOptions {
 export async function runProgram(stack: string, config: EngineConfig, options: RunOptions = {}): Promise<ProgramRun> {
   const resources: RecordedResource[] = [];
   const ids = new Map<string, string>();
-  let counter = 1000;
 
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
-        counter += 1;
         const generation = options.generations?.[args.name] ?? 0;
+        // Ids are stable across evaluations, as in the state: a resource's id changes only when
+        // it is made again. Hetzner's are numbers.
         const id = args.type.startsWith("hcloud:")
-          ? String(counter + 100_000 * generation)
+          ? String(standInNumber(args.name) + 100_000 * generation)
           : `${args.name}-id${generation > 0 ? `-g${generation}` : ""}`;
         ids.set(`${args.type}::${args.name}`, id);
         return {
           id,
-          state: { ...args.inputs, ...standInOutputs(args.type, args.name, args.inputs, counter, generation) },
+          state: { ...args.inputs, ...standInOutputs(args.type, args.name, args.inputs, id, generation) },
         };
       },
       call(args) {
