@@ -1,7 +1,8 @@
 /**
- * The Cloudflare edge: the zone's DNS records for every route, and either a named Cloudflare Tunnel
- * (`tunnel` exposure: the server opens no web port, cloudflared dials out) or proxied A/AAAA records
- * to the server's primary IPs (`direct` exposure). Optionally the zone settings the stack relies on.
+ * The Cloudflare edge: a proxied CNAME for every route's hostname, to a named Cloudflare Tunnel
+ * (`tunnel` exposure: the server opens no web port, cloudflared dials out) or to the origin name's
+ * proxied A/AAAA records, the server's primary IPs (`direct` exposure). Optionally the zone
+ * settings the stack relies on.
  *
  * Cost: tunnels, proxied DNS records and these zone settings are free on every Cloudflare plan.
  */
@@ -60,7 +61,7 @@ export class Edge extends pulumi.ComponentResource {
   readonly tunnelToken?: pulumi.Output<string>;
   /** The public URL of every route, in route order. */
   readonly routeUrls: string[];
-  /** The DNS records, one per hostname (tunnel) or one A and one AAAA per hostname (direct). */
+  /** The DNS records: a CNAME per hostname, and in direct mode the origin's A and AAAA. */
   readonly dnsRecords: cloudflare.DnsRecord[];
 
   constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -70,7 +71,14 @@ export class Edge extends pulumi.ComponentResource {
 
     const zoneId = lookupZone();
     const tunnel = args.exposure === "tunnel" ? createTunnel() : undefined;
-    this.dnsRecords = tunnel ? tunnelRecords(tunnel.id) : directRecords();
+    const originName = originHostname(args.prefix, args.domain);
+    if (hostnames.includes(originName)) {
+      throw new Error(`routes: the hostname ${originName} is the origin name of direct exposure; use another`);
+    }
+    // The origin records exist before a hostname points at them, so no name ever dangles.
+    const origin = tunnel ? [] : originRecords();
+    const target = tunnel ? pulumi.interpolate`${tunnel.id}.cfargotunnel.com` : originName;
+    this.dnsRecords = [...origin, ...hostnameRecords(target, origin)];
     if (args.manageZoneSettings) createZoneSettings();
 
     this.zoneId = zoneId;
@@ -122,7 +130,13 @@ export class Edge extends pulumi.ComponentResource {
       return { id: created.id, token: pulumi.secret(token) };
     }
 
-    function tunnelRecords(tunnelId: pulumi.Output<string>): cloudflare.DnsRecord[] {
+    /**
+     * Every hostname is a proxied CNAME in both modes, to the tunnel or to the origin records:
+     * switching modes changes each record's content in place. Records of another type under the
+     * same name could not be created while the CNAME is there (Cloudflare refuses a CNAME beside
+     * any other record), and Pulumi creates before it deletes.
+     */
+    function hostnameRecords(target: pulumi.Input<string>, dependsOn: pulumi.Resource[]): cloudflare.DnsRecord[] {
       return hostnames.map(
         (hostname) =>
           new cloudflare.DnsRecord(
@@ -131,17 +145,18 @@ export class Edge extends pulumi.ComponentResource {
               zoneId,
               name: hostname,
               type: "CNAME",
-              content: pulumi.interpolate`${tunnelId}.cfargotunnel.com`,
+              content: target,
               proxied: true,
               ttl: 1,
-              comment: `${args.prefix}: Cloudflare Tunnel (managed by Pulumi)`,
+              comment: `${args.prefix}: ${tunnel ? "Cloudflare Tunnel" : "server"} (managed by Pulumi)`,
             },
-            parent,
+            { ...parent, dependsOn },
           ),
       );
     }
 
-    function directRecords(): cloudflare.DnsRecord[] {
+    /** Direct mode: the origin name, proxied A and AAAA records to the server's primary IPs. */
+    function originRecords(): cloudflare.DnsRecord[] {
       if (args.ipv4 === undefined || args.ipv6 === undefined) {
         throw new Error("Edge: direct exposure needs the server's ipv4 and ipv6 addresses");
       }
@@ -149,23 +164,21 @@ export class Edge extends pulumi.ComponentResource {
         { type: "A", content: args.ipv4 },
         { type: "AAAA", content: args.ipv6 },
       ];
-      return hostnames.flatMap((hostname) =>
-        addresses.map(
-          ({ type, content }) =>
-            new cloudflare.DnsRecord(
-              `${name}-${type.toLowerCase()}-${hostname}`,
-              {
-                zoneId,
-                name: hostname,
-                type,
-                content,
-                proxied: true,
-                ttl: 1,
-                comment: `${args.prefix}: server (managed by Pulumi)`,
-              },
-              parent,
-            ),
-        ),
+      return addresses.map(
+        ({ type, content }) =>
+          new cloudflare.DnsRecord(
+            `${name}-origin-${type.toLowerCase()}`,
+            {
+              zoneId,
+              name: originName,
+              type,
+              content,
+              proxied: true,
+              ttl: 1,
+              comment: `${args.prefix}: server (managed by Pulumi)`,
+            },
+            parent,
+          ),
       );
     }
 
@@ -212,6 +225,14 @@ export function tunnelIngressRules(routesInMatchOrder: readonly Route[], originU
 export function pathPrefixRegex(prefix: string): string {
   const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   return `^${escaped}(/.*)?$`;
+}
+
+/**
+ * The name the hostnames' CNAMEs point to in direct mode, `<prefix>-origin.<domain>`: proxied, so
+ * public DNS never gives out the server's addresses.
+ */
+export function originHostname(prefix: string, domain: string): string {
+  return `${prefix}-origin.${domain}`;
 }
 
 /** The public URL of a route. */

@@ -35,17 +35,23 @@ describe("the prod stack in direct mode", () => {
     expect(run.outputs.tunnelId).toBeUndefined();
   });
 
-  it("gives every hostname one proxied A record to the server's IPv4 and one AAAA to its IPv6", () => {
+  it("points every hostname with a proxied CNAME at the origin name", () => {
     const records = ofType(DNS);
     for (const hostname of ["api.example.com", "app.example.com"]) {
       const mine = records.filter((r) => r.inputs.name === hostname);
-      expect(mine.map((r) => [r.inputs.type, r.inputs.content, r.inputs.proxied]).sort()).toEqual([
-        ["A", "203.0.113.10", true],
-        ["AAAA", "2001:db8:10::1", true],
+      expect(mine.map((r) => [r.inputs.type, r.inputs.content, r.inputs.proxied])).toEqual([
+        ["CNAME", "shop-prod-origin.example.com", true],
       ]);
     }
-    expect(records).toHaveLength(4);
-    expect(records.filter((r) => r.inputs.type === "CNAME")).toEqual([]);
+  });
+
+  it("gives the origin name one proxied A record to the server's IPv4 and one AAAA to its IPv6", () => {
+    const origin = ofType(DNS).filter((r) => r.inputs.name === "shop-prod-origin.example.com");
+    expect(origin.map((r) => [r.inputs.type, r.inputs.content, r.inputs.proxied]).sort()).toEqual([
+      ["A", "203.0.113.10", true],
+      ["AAAA", "2001:db8:10::1", true],
+    ]);
+    expect(ofType(DNS)).toHaveLength(4);
   });
 
   it("sets the zone's SSL mode to full (strict)", () => {
