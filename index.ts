@@ -65,6 +65,8 @@ new HostConfig(`${config.prefix}-host`, {
   exposure: config.exposure,
   autoRebootTime: config.autoRebootTime,
   adminSshKeys: config.adminSshKeys,
+  sshAllowedCidrs: config.sshAllowedCidrs,
+  dataVolume: { device: server.volumeDevice, sizeGb: config.volumeSizeGb, resource: server.volume },
   serverIdentity: appStack.serverIdentity,
   dependsOn: [appStack.serverReady],
 });

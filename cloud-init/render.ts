@@ -9,6 +9,8 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import * as ini from "ini";
+import * as ipaddr from "ipaddr.js";
 import { stringify } from "yaml";
 import { publicWebPorts, SSH_PORT } from "../model/ports";
 import { ADMIN_USER, DEPLOY_USER } from "../model/server";
@@ -31,6 +33,8 @@ export interface CloudInitInput {
   readonly volumeDevice: string;
   /** HH:MM (UTC) at which unattended upgrades may reboot when a patch needs it. */
   readonly autoRebootTime: string;
+  /** The admins' networks (the Hetzner firewall's SSH sources): fail2ban never bans them. */
+  readonly sshAllowedCidrs: readonly string[];
 }
 
 const FILES_DIR = join(__dirname, "files");
@@ -82,6 +86,24 @@ export function publicContainerPorts(exposure: CloudInitInput["exposure"]): stri
 }
 
 /**
+ * The shell script that brings a running server's host firewall to an exposure mode (what first
+ * boot's runcmd did for the mode it was built in): ufw allows the mode's ports and no longer the
+ * other web ports, and Docker's DOCKER-USER chain is filled again from
+ * /etc/default/docker-published-ports, which must be in place first. Safe to run again.
+ */
+export function hostFirewallScript(exposure: CloudInitInput["exposure"]): string {
+  const open = hostFirewallPorts(exposure);
+  const closed = hostFirewallPorts("direct").filter((port) => !open.includes(port));
+  return [
+    "set -eu",
+    ...open.map((port) => `sudo ufw allow ${port} >/dev/null`),
+    ...closed.map((port) => `sudo ufw delete allow ${port} >/dev/null`),
+    "sudo sh -c '. /etc/default/docker-published-ports && exec /usr/local/sbin/docker-published-ports $PUBLIC_PORTS'",
+    "",
+  ].join("\n");
+}
+
+/**
  * /etc/default/docker-published-ports, read by Docker's unit. One shell-style assignment of
  * port/proto words taken from `hostFirewallPorts`, so no value needs quoting beyond the line's own.
  */
@@ -117,6 +139,36 @@ export const PACKAGES = [
   "jq",
 ] as const;
 
+/**
+ * Grow the data volume's file system to its device, online (the script is one of the host
+ * files): what the host configuration runs after Hetzner grew the volume.
+ */
+export function dataVolumeGrowCommand(volumeDevice: string): string {
+  return `sudo /usr/local/sbin/data-volume-grow ${volumeDevice}`;
+}
+
+/** What the host files are rendered from. */
+export type HostFilesInput = Pick<CloudInitInput, "exposure" | "autoRebootTime" | "sshAllowedCidrs">;
+
+/**
+ * fail2ban's `ignoreip`: localhost and the admins' networks, so that a colleague's mistyped key
+ * cannot lock the whole office out of its own server. A network as wide as a /8 (IPv4) or a /32
+ * (IPv6), or wider, is not an admin network but the Internet: it stays bannable, so SSH open to
+ * the world (0.0.0.0/0) keeps its protection.
+ */
+export function fail2banIgnoreIp(sshAllowedCidrs: readonly string[]): string {
+  const adminNetworks = sshAllowedCidrs.filter((cidr) => {
+    const [address, bits] = ipaddr.parseCIDR(cidr);
+    return bits > (address.kind() === "ipv4" ? 8 : 32);
+  });
+  const header =
+    "# Installed by cloud-init and kept in step by the host configuration: networks fail2ban never bans.\n";
+  return (
+    header +
+    ini.stringify({ DEFAULT: { ignoreip: ["127.0.0.1/8", "::1", ...adminNetworks].join(" ") } }, { whitespace: true })
+  );
+}
+
 /** A file of the host's configuration, owned by root. */
 export interface HostFile {
   readonly path: string;
@@ -128,7 +180,7 @@ export interface HostFile {
  * The host's configuration files: cloud-init writes them at first boot, and the HostConfig
  * component pushes the same list to running servers, so a later fix reaches every server.
  */
-export function hostFiles(input: Pick<CloudInitInput, "exposure" | "autoRebootTime">): HostFile[] {
+export function hostFiles(input: HostFilesInput): HostFile[] {
   const file = (path: string, content: string, permissions: HostFile["permissions"] = "0644"): HostFile => ({
     path,
     permissions,
@@ -138,6 +190,7 @@ export function hostFiles(input: Pick<CloudInitInput, "exposure" | "autoRebootTi
     file("/etc/ssh/sshd_config.d/10-hardening.conf", staticFile("sshd-hardening.conf")),
     file("/etc/sysctl.d/90-hardening.conf", staticFile("sysctl-hardening.conf")),
     file("/etc/fail2ban/jail.d/sshd.local", staticFile("fail2ban-sshd.local")),
+    file("/etc/fail2ban/jail.local", fail2banIgnoreIp(input.sshAllowedCidrs)),
     file("/etc/systemd/journald.conf.d/10-size.conf", staticFile("journald-size.conf")),
     file("/etc/apt/apt.conf.d/20auto-upgrades", staticFile("20auto-upgrades")),
     file("/etc/apt/apt.conf.d/60no-recommends", staticFile("apt-no-recommends")),
@@ -150,6 +203,7 @@ export function hostFiles(input: Pick<CloudInitInput, "exposure" | "autoRebootTi
     file("/etc/systemd/system/data-volume@.service", staticFile("data-volume@.service")),
     file("/usr/local/sbin/data-volume-mount", staticFile("data-volume-mount.sh"), "0755"),
     file("/usr/local/sbin/data-volume-enable", staticFile("data-volume-enable.sh"), "0755"),
+    file("/usr/local/sbin/data-volume-grow", staticFile("data-volume-grow.sh"), "0755"),
   ];
 }
 

@@ -4,7 +4,9 @@
  * component pushes the same files (`hostFiles`) and the admins' SSH keys to the running server
  * over SSH, each re-shipped when its content changes or the server is new, then reloads what
  * reads them. A fix to the sshd drop-in, sysctl, fail2ban, journald or the admin keys reaches
- * every server, not only those built after it.
+ * every server, not only those built after it. A switch of exposure mode also brings the host
+ * firewall (ufw) and Docker's published-port filter to the new mode, and a bigger `volumeSizeGb`
+ * grows the data volume's file system once Hetzner has grown the device.
  *
  * Docker's own settings (daemon.json, its drop-ins) are written too but take effect at Docker's
  * next start (a reboot, an upgrade of docker.io): restarting the engine under a running stack is
@@ -15,25 +17,35 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { sha256 } from "../backup/render";
-import { adminAuthorizedKeys, type CloudInitInput, hostFiles } from "../cloud-init/render";
+import {
+  adminAuthorizedKeys,
+  dataVolumeGrowCommand,
+  type HostFilesInput,
+  hostFiles,
+  hostFirewallScript,
+} from "../cloud-init/render";
 import { ADMIN_USER, DEPLOY_USER } from "../model/server";
 import { filesHash, type ShippedFile, shipFile, shippedFile } from "./ship-file";
 
 export interface HostConfigArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
   connection: { host: pulumi.Input<string>; privateKey: pulumi.Input<string> };
-  /** The exposure and reboot window the host files are rendered for (as cloud-init's). */
-  exposure: HostFileInput["exposure"];
+  /** The exposure, reboot window and admin networks the host files are rendered for (as cloud-init's). */
+  exposure: HostFilesInput["exposure"];
   autoRebootTime: string;
+  sshAllowedCidrs: readonly string[];
   /** OpenSSH public keys of the admins (`admin`'s authorized_keys). */
   adminSshKeys: readonly string[];
+  /**
+   * The data volume: its device path on the server, its size in config, and the hcloud Volume
+   * (whose size update grows the device; the file system is grown after it).
+   */
+  dataVolume: { device: pulumi.Input<string>; sizeGb: number; resource: pulumi.Resource };
   /** Values that change when the server is new: everything is pushed again to a rebuilt server. */
   serverIdentity: pulumi.Input<string>[];
   /** What must be done first: the server's first boot (AppStack's `serverReady`). */
   dependsOn: pulumi.Input<pulumi.Resource>[];
 }
-
-type HostFileInput = Pick<CloudInitInput, "exposure" | "autoRebootTime">;
 
 export class HostConfig extends pulumi.ComponentResource {
   /** Every file it keeps in step on the server, with the command that ships it. */
@@ -53,7 +65,11 @@ export class HostConfig extends pulumi.ComponentResource {
       content: adminAuthorizedKeys(args.adminSshKeys),
       owner: ADMIN_USER,
     };
-    const rendered = hostFiles({ exposure: args.exposure, autoRebootTime: args.autoRebootTime });
+    const rendered = hostFiles({
+      exposure: args.exposure,
+      autoRebootTime: args.autoRebootTime,
+      sshAllowedCidrs: args.sshAllowedCidrs,
+    });
     const files = [...rendered.map((f) => ({ path: f.path, mode: f.permissions, content: f.content })), keysFile];
 
     const report: ShippedFile[] = [];
@@ -68,9 +84,11 @@ export class HostConfig extends pulumi.ComponentResource {
       );
     });
     const reload = reloadServices(shipped);
+    const firewall = applyFirewall(shipped);
+    const grow = growDataVolume(shipped);
 
     this.shipped = report;
-    this.registerOutputs({ shipped: report, reload: reload.id });
+    this.registerOutputs({ shipped: report, reload: reload.id, firewall: firewall.id, grow: grow.id });
 
     /** Re-read what the files configure; re-run when any file changes or the server is new. */
     function reloadServices(after: command.remote.Command[]): command.remote.Command {
@@ -82,6 +100,36 @@ export class HostConfig extends pulumi.ComponentResource {
           triggers: [filesHash(files), ...args.serverIdentity],
         },
         { ...parent, dependsOn: after },
+      );
+    }
+
+    /**
+     * The host firewall and Docker's published-port filter for the exposure mode: cloud-init set
+     * them for the mode the server was built in; this follows a switch between tunnel and direct.
+     */
+    function applyFirewall(after: command.remote.Command[]): command.remote.Command {
+      const script = hostFirewallScript(args.exposure);
+      return new command.remote.Command(
+        `${name}-firewall`,
+        { connection, create: script, triggers: [sha256(script), ...args.serverIdentity] },
+        { ...parent, dependsOn: after },
+      );
+    }
+
+    /**
+     * The volume's file system grown to the device, online, after Hetzner resized the device
+     * (re-run when `volumeSizeGb` changes or the server is new). Shrinking is refused by Hetzner.
+     */
+    function growDataVolume(after: command.remote.Command[]): command.remote.Command {
+      const { device, sizeGb, resource } = args.dataVolume;
+      return new command.remote.Command(
+        `${name}-grow-data-volume`,
+        {
+          connection,
+          create: pulumi.output(device).apply(dataVolumeGrowCommand),
+          triggers: [sizeGb, ...args.serverIdentity],
+        },
+        { ...parent, dependsOn: [...after, resource] },
       );
     }
   }

@@ -192,6 +192,7 @@ export class Server extends pulumi.ComponentResource {
             swapMb: args.tier.swapMb,
             volumeDevice,
             autoRebootTime: args.autoRebootTime,
+            sshAllowedCidrs: args.sshAllowedCidrs,
           }),
         );
       return new hcloud.Server(

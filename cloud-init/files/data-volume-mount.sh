@@ -2,7 +2,8 @@
 # Installed by cloud-init as /usr/local/sbin/data-volume-mount; run by data-volume@.service.
 # Usage: data-volume-mount DEVICE
 # Formats DEVICE only when it carries no signature at all (a blank volume), mounts it at the data
-# mount point and creates the directory of each service. Safe to run again at every boot.
+# mount point, grows its file system to the device's size and creates the directory of each
+# service. Safe to run again at every boot.
 set -eu
 
 device="$1"
@@ -30,6 +31,9 @@ else
   mount -t ext4 -o defaults,noatime,discard,errors=remount-ro "$device" "$mount_point"
   echo "data-volume: mounted $device at $mount_point"
 fi
+
+# A volume grown while the server was off (or before this script could grow it) fills its device.
+/usr/local/sbin/data-volume-grow "$device"
 
 # One directory per service; the app stack sets owners when it deploys.
 for dir in postgres redis caddy/data caddy/config uploads backups app; do

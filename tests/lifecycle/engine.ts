@@ -15,7 +15,8 @@
  *
  * On the twin: remote commands run over real SSH as their connection's user with their stdin; a
  * changed server type is the provider's hard power-off, type change and power-on; a server that
- * is created again (a rebuild) is a new twin on the same data volume.
+ * is created again (a rebuild) is a new twin on the same data volume, a loop device of the
+ * volume's size. (Growing it is the VM suite's: a container may not resize a mounted ext4.)
  */
 
 import { execFileSync } from "node:child_process";
@@ -24,6 +25,7 @@ import type { CommandResult, LoginKey, Twin } from "./twin";
 
 const COMMAND = "command:remote:Command";
 const SERVER = "hcloud:index/server:Server";
+const VOLUME = "hcloud:index/volume:Volume";
 
 export type Operation = "create" | "update" | "replace" | "delete";
 
@@ -120,6 +122,8 @@ export interface Target {
   /** The twin the server resource stands for (none before the first create; a rebuild changes it). */
   twin: Twin | undefined;
   readonly key: LoginKey;
+  /** The Hetzner Volume is created, formatted ext4 (as the program asks Hetzner to). */
+  createVolume(sizeGb: number): void;
   /** A new server (create or replacement) with this user data: a new twin on the same volume. */
   rebuild(userData: string): Twin;
   /** Change a stdin before it is sent (the test's S3 server in place of R2's endpoint, say). */
@@ -136,6 +140,11 @@ export function applySteps(steps: readonly Step[], target: Target): AppliedStep[
       // (docs/rebuild-server.md): a new twin on the same data volume.
       target.twin = target.rebuild(String(r.rawInputs.userData));
       applied.push({ op: step.op, name: r.name });
+      continue;
+    }
+    if (r.type === VOLUME && step.op === "create") {
+      target.createVolume(Number(r.rawInputs.size));
+      applied.push({ op: step.op, name: r.name, ran: "volume created" });
       continue;
     }
     const twin = target.twin;
@@ -161,7 +170,7 @@ export function applySteps(steps: readonly Step[], target: Target): AppliedStep[
       twin.ssh(connection.user ?? "root", target.key, text, stdin),
     );
     applied.push({ op: step.op, name: r.name, ran: text, stdout: result.stdout, stderr: result.stderr });
-    if (result.status !== 0) throw new StepFailed(step, result.status, result.stderr, applied);
+    if (result.status !== 0) throw new StepFailed(step, result.status, result.stderr || result.stdout, applied);
   }
   return applied;
 }

@@ -5,8 +5,9 @@
  * `--replace`, or a server lost and dropped by `pulumi refresh` are what a scenario passes.
  */
 import { type EngineConfig, type ProgramRun, type RecordedResource, runProgram } from "../../scripts/mock-engine";
+import { DataVolume } from "./data-volume";
 import { type AppliedStep, applySteps, planChange, type Step, StepFailed, type Target } from "./engine";
-import { type LoginKey, makeLoginKey, removeVolume, Twin } from "./twin";
+import { type LoginKey, makeLoginKey, Twin } from "./twin";
 
 export interface Change {
   /** Config keys (without the `webstack:` namespace) set to these values. */
@@ -28,6 +29,7 @@ export class Life {
   private readonly generations: Record<string, number> = {};
   readonly key: LoginKey = makeLoginKey();
   readonly target: Target;
+  private dataVolume: DataVolume | undefined;
 
   constructor(
     readonly stack: string,
@@ -35,20 +37,27 @@ export class Life {
     readonly name: string,
     options: { afterBoot?: (twin: Twin) => void; rewriteStdin?: Target["rewriteStdin"] } = {},
   ) {
-    const dataVolume = `${name}-data`;
-    removeVolume(dataVolume);
     const key = this.key;
     this.target = {
       twin: undefined,
       key,
+      createVolume: (sizeGb: number) => {
+        this.dataVolume = DataVolume.create(`${name}-data`, sizeGb);
+      },
       rebuild: (userData: string) => {
         this.target.twin?.remove();
-        const twin = Twin.start(name, dataVolume, userData, key);
+        const twin = Twin.start(name, this.volume, userData, key);
         options.afterBoot?.(twin);
         return twin;
       },
       rewriteStdin: options.rewriteStdin,
     };
+  }
+
+  /** The server's data volume (the Hetzner Volume), kept across rebuilds. */
+  get volume(): DataVolume {
+    if (!this.dataVolume) throw new Error("no volume yet: call up() first");
+    return this.dataVolume;
   }
 
   get twin(): Twin {
@@ -69,11 +78,12 @@ export class Life {
 
   /**
    * Change the recorded state as another release of the program would have left it (what its
-   * commands' `delete` and triggers were), before the next `up()`.
+   * commands' `delete` and triggers were, which resources it did not have: `undefined`), before
+   * the next `up()`.
    */
-  rewriteState(rewrite: (resource: RecordedResource) => RecordedResource): void {
+  rewriteState(rewrite: (resource: RecordedResource) => RecordedResource | undefined): void {
     if (!this.state) throw new Error("no state yet: call up() first");
-    this.state = this.state.map(rewrite);
+    this.state = this.state.flatMap((r) => rewrite(r) ?? []);
   }
 
   /** `pulumi up` with this change; throws engine.StepFailed where Pulumi would stop. */
@@ -112,7 +122,7 @@ export class Life {
   /** Remove the twin and its data volume. */
   end(): void {
     this.target.twin?.remove();
-    removeVolume(`${this.name}-data`);
+    this.dataVolume?.remove();
   }
 }
 

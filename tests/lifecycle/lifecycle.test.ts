@@ -109,8 +109,15 @@ function throughCaddy(twin: Twin, host: string, path: string): string {
   return twin.sh(`${COMPOSE} exec -T caddy curl -fsS -H 'Host: ${host}' http://localhost${path}`).stdout;
 }
 
-/** The API through Caddy: it reads PostGIS with .env's password. */
+/**
+ * The API through Caddy: it reads PostGIS with .env's password. In direct mode Caddy serves only
+ * HTTPS with a certificate from ACME, which cannot be reached here: the API is asked from Caddy's
+ * container instead, over the stack's network.
+ */
 function apiReadsDatabase(twin: Twin): string {
+  if (life.value("exposure") === "direct") {
+    return twin.sh(`${COMPOSE} exec -T caddy curl -fsS http://api:3001/api/db`).stdout;
+  }
   return throughCaddy(twin, "api.e2e.example", "/api/db");
 }
 
@@ -124,6 +131,20 @@ function serviceImages(twin: Twin): Map<string, string> {
       .filter(Boolean)
       .map((l) => l.split(" ") as [string, string]),
   );
+}
+
+/** An HTTP request to the server's address from the test's host: the status, "000" when nothing answers. */
+function httpStatusFromOutside(twin: Twin, port: number): string {
+  return run("curl", [
+    "-s",
+    "-o",
+    "/dev/null",
+    "-w",
+    "%{http_code}",
+    "--max-time",
+    "5",
+    `http://${twin.address}:${port}/`,
+  ]).stdout;
 }
 
 function timerState(twin: Twin, timer: string): string {
@@ -255,6 +276,27 @@ describe("a stack's life on the server twin", () => {
   );
 
   it(
+    "switching to direct exposure opens the web ports on the running server, and back to the tunnel closes them",
+    async () => {
+      expectConverged(await life.up({ set: { exposure: "direct" } }), life.twin);
+      expect([...serviceImages(life.twin).keys()]).not.toContain("cloudflared");
+      // From outside the server: Caddy answers on 80 only if ufw and Docker's filter let it.
+      expect(httpStatusFromOutside(life.twin, 80)).toBe("308");
+      expect(life.twin.sh("ufw status").stdout).toMatch(/^80\/tcp +ALLOW /m);
+
+      // The deploy pruned cloudflared's image, which the direct release no longer names; back in
+      // tunnel mode it is pulled again, and with no registry here the test hands it over.
+      life.twin.loadImages(images);
+      expectConverged(await life.up({ set: { exposure: "tunnel" } }), life.twin);
+      expect([...serviceImages(life.twin).keys()]).toContain("cloudflared");
+      expect(httpStatusFromOutside(life.twin, 80)).toBe("000");
+      expect(life.twin.sh("ufw status").stdout).not.toMatch(/^(80|443)\/(tcp|udp)/m);
+      expect(life.twin.sh("iptables -S DOCKER-USER").stdout).not.toContain("--ctorigdstport");
+    },
+    10 * MINUTE,
+  );
+
+  it(
     "rotating the Redis password redeploys with it and the API still reaches Redis",
     async () => {
       expectConverged(await life.up({ replace: [`${PREFIX}-app-redis-password`] }), life.twin);
@@ -274,6 +316,30 @@ describe("a stack's life on the server twin", () => {
       // sshd itself judges: the admin logs in with the new key and may sudo.
       const login = life.twin.ssh("admin", newAdmin, "sudo -n true && echo admin-ok");
       expect(login.stdout + login.stderr).toContain("admin-ok");
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "a fix to the host's hardening reaches a server built before it, and a new admin network reaches fail2ban",
+    async () => {
+      // The server as an earlier release left it: no host configuration in the state, and that
+      // release's sshd drop-in and fail2ban settings on disk, running.
+      life.rewriteState((r) => (r.urn.includes("vps:host:HostConfig") ? undefined : r));
+      life.twin.sh(
+        [
+          "sed -i 's/^MaxAuthTries 3$/MaxAuthTries 6/' /etc/ssh/sshd_config.d/10-hardening.conf",
+          "rm /etc/fail2ban/jail.local",
+          "systemctl reload ssh && systemctl restart fail2ban",
+        ].join(" && "),
+        { check: true },
+      );
+      const sshAllowedCidrs = [...(life.value("sshAllowedCidrs") as string[]), "192.0.2.0/24"];
+      const update = await life.up({ set: { sshAllowedCidrs } });
+      expectConverged(update, life.twin);
+      // sshd and fail2ban judge: the settings they read now.
+      expect(life.twin.sh("sshd -T | grep '^maxauthtries'").stdout.trim()).toBe("maxauthtries 3");
+      expect(life.twin.sh("fail2ban-client get sshd ignoreip").stdout).toContain("192.0.2.0/24");
     },
     10 * MINUTE,
   );

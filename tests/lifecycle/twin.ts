@@ -2,11 +2,11 @@
  * The server twin: a container of tests/lifecycle/twin/build.sh's image with systemd as PID 1,
  * sshd and its own Docker engine, provisioned from the rendered cloud-init the way first boot
  * leaves the server: its groups, users, sudo rules, SSH keys and written files, and the data
- * volume as a filesystem of its own at /srv/data (a named Docker volume that outlives the twin,
- * as a Hetzner Volume outlives its server). Remote commands reach it over real SSH.
+ * volume as a filesystem of its own at /srv/data (data-volume.ts: a loop device that outlives the
+ * twin, as a Hetzner Volume outlives its server). Remote commands reach it over real SSH.
  *
  * What it does not do (the VM suite does): the packages cloud-init installs (they are in the
- * image), ufw, sysctl, swap, the kernel. `cloud-init status` is answered by a stand-in
+ * image), sysctl, swap, the kernel. The host firewall (ufw) and fail2ban are set as runcmd sets them. `cloud-init status` is answered by a stand-in
  * (twin/cloud-init-status) whose state a scenario can set.
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -17,6 +17,7 @@ import { parse } from "yaml";
 import { DATA_DIR } from "../../model/server";
 import { STAND_IN_DEPLOY_PUBLIC_KEY } from "../../scripts/mock-engine";
 import { DOCKER, run } from "../support/stack-configs";
+import type { DataVolume } from "./data-volume";
 
 const BUILD = join(__dirname, "twin", "build.sh");
 
@@ -59,17 +60,21 @@ interface CloudConfig {
   groups?: string[];
   users?: CloudConfigUser[];
   write_files?: { path: string; permissions?: string; content: string }[];
+  runcmd?: string[][];
 }
 
 export class Twin {
+  /** The data volume's device path in the user data (the program's `linuxDevice`). */
+  private volumeDevice: string | undefined;
+
   private constructor(
     readonly name: string,
-    readonly dataVolume: string,
+    readonly dataVolume: DataVolume,
     readonly image: string,
   ) {}
 
-  /** Start a twin on `dataVolume` (created when missing) and apply `userData` to it. */
-  static start(name: string, dataVolume: string, userData: string, login: LoginKey): Twin {
+  /** Start a twin on `dataVolume` and apply `userData` to it. */
+  static start(name: string, dataVolume: DataVolume, userData: string, login: LoginKey): Twin {
     const image = twinImage();
     const twin = new Twin(name, dataVolume, image);
     twin.boot();
@@ -116,7 +121,9 @@ export class Twin {
       "-v",
       "/var/lib/docker",
       "-v",
-      `${this.dataVolume}:${DATA_DIR}`,
+      `${this.dataVolume.mountPoint}:${DATA_DIR}`,
+      "--device",
+      this.dataVolume.device,
       this.image,
     );
     this.waitForSystemd();
@@ -154,6 +161,8 @@ export class Twin {
       if (user.sudo) sudoers.push(`${user.name} ${user.sudo}`);
     }
     this.exec(["sh", "-c", script.join("\n")], { check: true });
+    this.volumeDevice = (config.runcmd ?? []).find((c) => c[0].endsWith("/data-volume-enable"))?.[1];
+    this.linkVolumeDevice();
     this.writeFile("/etc/sudoers.d/90-cloud-init-users", `${sudoers.join("\n")}\n`, "0440");
     for (const file of config.write_files ?? []) {
       const content = file.path === "/etc/docker/daemon.json" ? withinHostLimits(file.content) : file.content;
@@ -168,6 +177,17 @@ export class Twin {
       ],
       { check: true },
     );
+    // The host firewall and fail2ban, as runcmd sets them (in the twin's own network namespace;
+    // the rest of runcmd is the volume, the kernel and services the twin does not have).
+    const firewall = (config.runcmd ?? []).filter((c) => c[0] === "ufw" || c.join(" ").endsWith("--now fail2ban"));
+    for (const argv of firewall) this.exec(argv, { check: true });
+  }
+
+  /** Hetzner's udev rule names the volume by its id: the device path the program was given. */
+  private linkVolumeDevice(): void {
+    if (!this.volumeDevice) return;
+    const dir = this.volumeDevice.slice(0, this.volumeDevice.lastIndexOf("/"));
+    this.sh(`mkdir -p '${dir}' && ln -sfn '${this.dataVolume.device}' '${this.volumeDevice}'`, { check: true });
   }
 
   /** Write a file as root with a mode (the provisioner's own channel, not a remote command). */
@@ -223,6 +243,8 @@ export class Twin {
   powerCycle(): void {
     docker("kill", this.name);
     docker("start", this.name);
+    // A container's /dev is made anew at each start; on the server udev names the volume again.
+    this.linkVolumeDevice();
   }
 
   /** Write what a scenario wants `cloud-init status` to answer, and a line of its output log. */
@@ -263,11 +285,6 @@ export function withinHostLimits(daemonJson: string): string {
     nofile.Hard = Math.min(nofile.Hard, hard);
   }
   return `${JSON.stringify(settings, null, 2)}\n`;
-}
-
-/** Remove a data volume (the end of a scenario). */
-export function removeVolume(name: string): void {
-  spawnSync(DOCKER, ["volume", "rm", "-f", name]);
 }
 
 function docker(...args: string[]): string {

@@ -9,6 +9,7 @@ export const SAMPLE_INPUT: CloudInitInput = {
   swapMb: 2048,
   volumeDevice: "/dev/disk/by-id/scsi-0HC_Volume_4242",
   autoRebootTime: "03:30",
+  sshAllowedCidrs: ["198.51.100.0/24", "2001:db8:42::/48"],
 };
 
 export interface CloudConfig {

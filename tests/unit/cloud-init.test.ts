@@ -1,3 +1,4 @@
+import * as ini from "ini";
 import { describe, expect, it } from "vitest";
 import { hostFirewallPorts, renderCloudInit, unattendedUpgradesLocal } from "../../cloud-init/render";
 import { parseCloudConfig, SAMPLE_INPUT, writtenFile } from "../support/cloud-init";
@@ -84,6 +85,17 @@ describe("the cloud-init renderer", () => {
     expect(jail).toMatch(/^\[sshd\]\nenabled = true/m);
     expect(jail).toMatch(/^backend = systemd$/m);
     expect(config().packages).toEqual(expect.arrayContaining(["fail2ban", "python3-systemd"]));
+  });
+
+  it("never lets fail2ban ban localhost or the admins' networks", () => {
+    const jail = ini.parse(writtenFile(config(), "/etc/fail2ban/jail.local"));
+    expect(jail.DEFAULT.ignoreip.split(" ")).toEqual(["127.0.0.1/8", "::1", "198.51.100.0/24", "2001:db8:42::/48"]);
+  });
+
+  it("keeps SSH open to the world bannable: networks of /8 (IPv4) or /32 (IPv6) and wider are not admin networks", () => {
+    const wide = ["0.0.0.0/0", "10.0.0.0/8", "::/0", "2001:db8::/32", "10.1.0.0/16"];
+    const jail = ini.parse(writtenFile(config({ sshAllowedCidrs: wide }), "/etc/fail2ban/jail.local"));
+    expect(jail.DEFAULT.ignoreip).toBe("127.0.0.1/8 ::1 10.1.0.0/16");
   });
 
   it("installs unattended upgrades that reboot in the configured window", () => {

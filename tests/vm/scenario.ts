@@ -21,7 +21,7 @@ import { stringify } from "yaml";
 import { type CloudInitInput, renderCloudInit } from "../../cloud-init/render";
 import { type BootPhases, bootPhases } from "./boot-phases";
 import { IMAGES_SERIAL } from "./stack";
-import { CACHE_DIR, type CommandResult, ensureImage, makeKeyPair, run, Vm } from "./vm";
+import { CACHE_DIR, type CommandResult, ensureImage, makeKeyPair, NETWORKS, run, Vm } from "./vm";
 
 /** The data volume disk's virtio serial; the guest sees it as /dev/disk/by-id/virtio-<serial>. */
 export const VOLUME_SERIAL = "HC_Volume_4242";
@@ -97,6 +97,8 @@ export function testStackInput(keys: Keys): CloudInitInput {
     swapMb: 1024,
     volumeDevice: VOLUME_DEVICE,
     autoRebootTime: "03:30",
+    // The admins' network: the one the test's SSH comes from.
+    sshAllowedCidrs: [NETWORKS.admin.net],
   };
 }
 
