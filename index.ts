@@ -67,6 +67,7 @@ new HostConfig(`${config.prefix}-host`, {
   adminSshKeys: config.adminSshKeys,
   sshAllowedCidrs: config.sshAllowedCidrs,
   dataVolume: { device: server.volumeDevice, sizeGb: config.volumeSizeGb, resource: server.volume },
+  swapMb: config.tier.swapMb,
   serverIdentity: appStack.serverIdentity,
   dependsOn: [appStack.serverReady],
 });

@@ -133,6 +133,11 @@ export const PACKAGES = [
   "python3-systemd",
   "unattended-upgrades",
   "apt-listchanges",
+  // Per-user temporary directories for login sessions, password quality should an account ever
+  // get a password, and process accounting for after an incident.
+  "libpam-tmpdir",
+  "libpam-passwdqc",
+  "acct",
   "e2fsprogs",
   "ca-certificates",
   "curl",
@@ -145,6 +150,13 @@ export const PACKAGES = [
  */
 export function dataVolumeGrowCommand(volumeDevice: string): string {
   return `sudo /usr/local/sbin/data-volume-grow ${volumeDevice}`;
+}
+
+/** Make the swap file `swapMb` big on a running server (a tier change); nothing if it is already. */
+export function swapResizeCommand(swapMb: number): string {
+  if (!Number.isInteger(swapMb) || swapMb <= 0)
+    throw new Error(`swapResizeCommand: swapMb must be a positive whole number, got ${swapMb}`);
+  return `sudo /usr/local/sbin/swap-resize ${swapMb}`;
 }
 
 /** What the host files are rendered from. */
@@ -174,6 +186,8 @@ export interface HostFile {
   readonly path: string;
   readonly permissions: "0644" | "0755";
   readonly content: string;
+  /** The tool that must accept the file on a running server before it stays (see HostConfig). */
+  readonly check?: string;
 }
 
 /**
@@ -185,12 +199,20 @@ export function hostFiles(input: HostFilesInput): HostFile[] {
     path,
     permissions,
     content,
+    ...(CHECKS[path] === undefined ? {} : { check: CHECKS[path] }),
   });
   return [
     file("/etc/ssh/sshd_config.d/10-hardening.conf", staticFile("sshd-hardening.conf")),
     file("/etc/sysctl.d/90-hardening.conf", staticFile("sysctl-hardening.conf")),
     file("/etc/fail2ban/jail.d/sshd.local", staticFile("fail2ban-sshd.local")),
     file("/etc/fail2ban/jail.local", fail2banIgnoreIp(input.sshAllowedCidrs)),
+    file("/etc/ufw/sysctl.conf", staticFile("sysctl-hardening.conf")),
+    file("/etc/modprobe.d/webstack-hardening.conf", staticFile("modprobe-hardening.conf")),
+    file("/etc/systemd/coredump.conf.d/10-off.conf", staticFile("coredump.conf")),
+    file("/etc/security/limits.d/10-no-core.conf", staticFile("limits-no-core.conf")),
+    file("/etc/profile.d/webstack-hardening.sh", staticFile("profile-hardening.sh")),
+    file("/etc/issue", staticFile("issue")),
+    file("/etc/issue.net", staticFile("issue")),
     file("/etc/systemd/journald.conf.d/10-size.conf", staticFile("journald-size.conf")),
     file("/etc/apt/apt.conf.d/20auto-upgrades", staticFile("20auto-upgrades")),
     file("/etc/apt/apt.conf.d/60no-recommends", staticFile("apt-no-recommends")),
@@ -204,8 +226,19 @@ export function hostFiles(input: HostFilesInput): HostFile[] {
     file("/usr/local/sbin/data-volume-mount", staticFile("data-volume-mount.sh"), "0755"),
     file("/usr/local/sbin/data-volume-enable", staticFile("data-volume-enable.sh"), "0755"),
     file("/usr/local/sbin/data-volume-grow", staticFile("data-volume-grow.sh"), "0755"),
+    file("/usr/local/sbin/swap-resize", staticFile("swap-resize.sh"), "0755"),
   ];
 }
+
+/**
+ * The tools that judge a host file on a running server: sshd reads its drop-in at its next start
+ * (a drop-in it refuses would lock everyone out then), Docker its daemon.json (a file it refuses
+ * would keep every container down after the next reboot).
+ */
+const CHECKS: Record<string, string> = {
+  "/etc/ssh/sshd_config.d/10-hardening.conf": "sshd -t",
+  "/etc/docker/daemon.json": "dockerd --validate --config-file /etc/docker/daemon.json",
+};
 
 /** The admin user's authorized_keys: one OpenSSH public key a line. */
 export function adminAuthorizedKeys(keys: readonly string[]): string {

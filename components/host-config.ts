@@ -6,7 +6,8 @@
  * reads them. A fix to the sshd drop-in, sysctl, fail2ban, journald or the admin keys reaches
  * every server, not only those built after it. A switch of exposure mode also brings the host
  * firewall (ufw) and Docker's published-port filter to the new mode, and a bigger `volumeSizeGb`
- * grows the data volume's file system once Hetzner has grown the device.
+ * grows the data volume's file system once Hetzner has grown the device; a tier change resizes
+ * the swap file to the new tier's. Files that sshd or Docker would refuse are put back (`check`).
  *
  * Docker's own settings (daemon.json, its drop-ins) are written too but take effect at Docker's
  * next start (a reboot, an upgrade of docker.io): restarting the engine under a running stack is
@@ -23,6 +24,7 @@ import {
   type HostFilesInput,
   hostFiles,
   hostFirewallScript,
+  swapResizeCommand,
 } from "../cloud-init/render";
 import { ADMIN_USER, DEPLOY_USER } from "../model/server";
 import { filesHash, type ShippedFile, shipFile, shippedFile } from "./ship-file";
@@ -41,6 +43,8 @@ export interface HostConfigArgs {
    * (whose size update grows the device; the file system is grown after it).
    */
   dataVolume: { device: pulumi.Input<string>; sizeGb: number; resource: pulumi.Resource };
+  /** The tier's swap size in MiB (a tier change resizes the swap file). */
+  swapMb: number;
   /** Values that change when the server is new: everything is pushed again to a rebuilt server. */
   serverIdentity: pulumi.Input<string>[];
   /** What must be done first: the server's first boot (AppStack's `serverReady`). */
@@ -70,7 +74,10 @@ export class HostConfig extends pulumi.ComponentResource {
       autoRebootTime: args.autoRebootTime,
       sshAllowedCidrs: args.sshAllowedCidrs,
     });
-    const files = [...rendered.map((f) => ({ path: f.path, mode: f.permissions, content: f.content })), keysFile];
+    const files = [
+      ...rendered.map((f) => ({ path: f.path, mode: f.permissions, content: f.content, check: f.check })),
+      keysFile,
+    ];
 
     const report: ShippedFile[] = [];
     const shipped = files.map((file) => {
@@ -86,9 +93,10 @@ export class HostConfig extends pulumi.ComponentResource {
     const reload = reloadServices(shipped);
     const firewall = applyFirewall(shipped);
     const grow = growDataVolume(shipped);
+    const swap = resizeSwap(shipped);
 
     this.shipped = report;
-    this.registerOutputs({ shipped: report, reload: reload.id, firewall: firewall.id, grow: grow.id });
+    this.registerOutputs({ shipped: report, reload: reload.id, firewall: firewall.id, grow: grow.id, swap: swap.id });
 
     /** Re-read what the files configure; re-run when any file changes or the server is new. */
     function reloadServices(after: command.remote.Command[]): command.remote.Command {
@@ -130,6 +138,15 @@ export class HostConfig extends pulumi.ComponentResource {
           triggers: [sizeGb, ...args.serverIdentity],
         },
         { ...parent, dependsOn: [...after, resource] },
+      );
+    }
+
+    /** The swap file made as big as the tier's (first boot made it for the tier of then). */
+    function resizeSwap(after: command.remote.Command[]): command.remote.Command {
+      return new command.remote.Command(
+        `${name}-swap`,
+        { connection, create: swapResizeCommand(args.swapMb), triggers: [args.swapMb, ...args.serverIdentity] },
+        { ...parent, dependsOn: after },
       );
     }
   }

@@ -22,6 +22,12 @@ export interface RemoteFile {
    * @default "root"
    */
   readonly owner?: string;
+  /**
+   * A command (run as root) that must accept the file once it is in place, such as `sshd -t`;
+   * if it refuses, the previous file is put back and the step fails, so a file the server's own
+   * tool rejects never waits on disk for the next restart (for sshd: a lockout). Root writes only.
+   */
+  readonly check?: string;
 }
 
 /**
@@ -69,7 +75,7 @@ export function shipFile(
     name,
     {
       connection: args.connection,
-      create: writeFileCommand(file.path, file.mode, args.writer, file.owner),
+      create: writeFileCommand(file.path, file.mode, args.writer, file.owner, file.check),
       stdin: file.content,
       triggers: args.triggers,
     },
@@ -77,17 +83,24 @@ export function shipFile(
   );
 }
 
-/** A shell command that writes stdin to `path` with `mode`, atomically. */
-export function writeFileCommand(path: string, mode: FileMode, writer: Writer, owner?: string): string {
+/** A shell command that writes stdin to `path` with `mode`, atomically (and checked, see RemoteFile). */
+export function writeFileCommand(path: string, mode: FileMode, writer: Writer, owner?: string, check?: string): string {
   const dir = path.slice(0, path.lastIndexOf("/"));
   if (writer === "root") {
     const chown = owner ? ` && chown ${owner}:${owner} ${path}.new` : "";
     const mkdir = owner ? `sudo install -d -m 0700 -o ${owner} -g ${owner} ${dir}` : `sudo install -d -m 0755 ${dir}`;
+    const write = `umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new${chown}`;
+    if (check === undefined) return `${mkdir} && sudo sh -c '${write} && mv -f ${path}.new ${path}'`;
+    if (check.includes("'")) throw new Error(`writeFileCommand: the check of ${path} must not contain a single quote`);
+    const keep = `if [ -e ${path} ]; then cp -p ${path} ${path}.old; else rm -f ${path}.old; fi`;
+    const putBack = `if [ -e ${path}.old ]; then mv -f ${path}.old ${path}; else rm -f ${path}; fi`;
+    const refused = `echo "${path}: refused by ${check}; the previous file is back" >&2; exit 1`;
     return (
-      `${mkdir} && ` +
-      `sudo sh -c 'umask 077 && cat > ${path}.new && chmod ${mode} ${path}.new${chown} && mv -f ${path}.new ${path}'`
+      `${mkdir} && sudo sh -c '${write} && ${keep} && mv -f ${path}.new ${path} && ` +
+      `if ${check}; then rm -f ${path}.old; else ${putBack}; ${refused}; fi'`
     );
   }
+  if (check !== undefined) throw new Error(`writeFileCommand: only root's writes are checked (${path})`);
   const tmp = shq(`${path}.tmp`);
   // A private file is created private (umask 077 before it exists), so it needs no chmod and is
   // never readable by anyone else, not even between the write and the rename.

@@ -3,6 +3,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { runProgram } from "../../scripts/mock-engine";
+import { planChange } from "../lifecycle/engine";
 import { withChanges } from "../support/fixtures";
 import { only, openPorts, T } from "../support/graph";
 
@@ -41,5 +42,16 @@ describe("the tier", () => {
     const server = only(run.resources, T.server);
     expect(server.inputs.serverType).toBe(serverType);
     expect(server.rawInputs.userData as string).toContain(`size: ${swapMb * 1024 * 1024}\n`);
+  });
+
+  it("changed on a running stack updates the server in place and resizes its swap file to the new tier's", async () => {
+    const before = await runProgram("staging", withChanges("staging", { tier: "small" }));
+    const after = await runProgram("staging", withChanges("staging", { tier: "large" }));
+    const steps = planChange(before.resources, after.resources);
+    const server = steps.find((s) => s.resource.type === T.server);
+    expect(server && [server.op, server.changed]).toEqual(["update", ["serverType"]]);
+    // Replaced or updated, the command runs again (an update runs `create` when there is no `update`).
+    const swap = steps.find((s) => s.resource.name.endsWith("-host-swap") && s.op !== "delete");
+    expect(swap?.resource.rawInputs.create).toBe("sudo /usr/local/sbin/swap-resize 4096");
   });
 });

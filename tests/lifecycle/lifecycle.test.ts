@@ -8,7 +8,9 @@
  * The tests run in order and share the stack, as a team's updates do.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hostFiles } from "../../cloud-init/render";
 import { serverReadyCommand } from "../../components/app-stack";
+import { writeFileCommand } from "../../components/ship-file";
 import { type ProgramRun, type RecordedResource, readConfigFile } from "../../scripts/mock-engine";
 import { shippedFiles } from "../../scripts/plan";
 import { bucketEnv, type S3, startS3 } from "../backup/harness";
@@ -345,6 +347,28 @@ describe("a stack's life on the server twin", () => {
   );
 
   it(
+    "a host file the server's own tool refuses is not left in place: sshd keeps its drop-in",
+    () => {
+      const path = "/etc/ssh/sshd_config.d/10-hardening.conf";
+      const [file] = hostFiles({ exposure: "tunnel", autoRebootTime: "03:30", sshAllowedCidrs: [] }).filter(
+        (f) => f.path === path,
+      );
+      const before = life.twin.exec(["cat", path]).stdout;
+      const r = life.twin.ssh(
+        "deploy",
+        life.key,
+        writeFileCommand(path, "0644", "root", undefined, file.check),
+        "NoSuchOption yes\n",
+      );
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain("refused by sshd -t; the previous file is back");
+      expect(life.twin.exec(["cat", path]).stdout).toBe(before);
+      expect(life.twin.sh("sshd -t").status).toBe(0);
+    },
+    MINUTE,
+  );
+
+  it(
     "moving the backup schedule keeps the backups installed and enabled",
     async () => {
       const update = await life.up({ set: { backupSchedule: "*-*-* 04:15:00" } });
@@ -361,6 +385,19 @@ describe("a stack's life on the server twin", () => {
       const recipients = [...(life.value("backupRecipients") as string[]), SECOND_RECIPIENT];
       const update = await life.up({ set: { backupRecipients: recipients } });
       expect(life.twin.sh("cat /etc/webstack/backup/recipients.txt").stdout).toContain(SECOND_RECIPIENT);
+      expectConverged(update, life.twin);
+      expectBackupRestores(life.twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "rotating the backup job's R2 token ships its new keys, and the backups keep running",
+    async () => {
+      const update = await life.up({ replace: [`${PREFIX}-backups-token`] });
+      // The credentials file is shipped again with the new keys (an update re-runs its write).
+      const env = update.steps.find((s) => s.resource.name.endsWith("-backups-env") && s.op !== "delete");
+      expect(env?.changed).toContain("stdin");
       expectConverged(update, life.twin);
       expectBackupRestores(life.twin);
     },

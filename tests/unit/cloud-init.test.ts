@@ -98,6 +98,20 @@ describe("the cloud-init renderer", () => {
     expect(jail.DEFAULT.ignoreip).toBe("127.0.0.1/8 ::1 10.1.0.0/16");
   });
 
+  it("gives ufw the hardening's sysctl values, so that its start at boot does not put its own back", () => {
+    expect(writtenFile(config(), "/etc/ufw/sysctl.conf")).toBe(
+      writtenFile(config(), "/etc/sysctl.d/90-hardening.conf"),
+    );
+  });
+
+  it("refuses the kernel modules of unused file systems, USB storage and FireWire", () => {
+    const installs = writtenFile(config(), "/etc/modprobe.d/webstack-hardening.conf")
+      .split("\n")
+      .filter((line) => line.startsWith("install "));
+    expect(installs).toEqual(expect.arrayContaining(["install squashfs /bin/false", "install usb-storage /bin/false"]));
+    expect(installs.every((line) => / \/bin\/false$/.test(line))).toBe(true);
+  });
+
   it("installs unattended upgrades that reboot in the configured window", () => {
     const c = config({ autoRebootTime: "04:15" });
     expect(c.packages).toContain("unattended-upgrades");

@@ -11,7 +11,7 @@ import { parseCloudConfig, SAMPLE_INPUT } from "../support/cloud-init";
 import { shellcheck } from "../support/tools";
 
 const embedded = parseCloudConfig(renderCloudInit({ ...SAMPLE_INPUT, exposure: "direct" }))
-  .write_files.filter((f) => f.content.startsWith("#!"))
+  .write_files.filter((f) => f.content.startsWith("#!") || f.path.startsWith("/etc/profile.d/"))
   .map((f) => [f.path, f.content] as const);
 
 const projectScripts = [
@@ -24,7 +24,11 @@ const projectScripts = [
 describe("shellcheck", () => {
   it("finds the scripts the user data embeds", () => {
     expect(embedded.map(([path]) => path)).toEqual(
-      expect.arrayContaining(["/usr/local/sbin/data-volume-mount", "/usr/local/sbin/data-volume-enable"]),
+      expect.arrayContaining([
+        "/usr/local/sbin/data-volume-mount",
+        "/usr/local/sbin/data-volume-enable",
+        "/etc/profile.d/webstack-hardening.sh",
+      ]),
     );
   });
 

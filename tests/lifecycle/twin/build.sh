@@ -34,7 +34,7 @@ if [ ! -f "$rootfs/.complete" ]; then
   echo "twin: debootstrap Debian 13 into $rootfs" >&2
   rm -rf "$cache"/rootfs-*
   debootstrap --variant=minbase \
-    --include=systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,ca-certificates,e2fsprogs,docker.io,docker-cli,docker-compose,iptables,ufw,nftables,fail2ban,python3-systemd,age,rclone,zstd,jq,curl \
+    --include=systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,ca-certificates,e2fsprogs,docker.io,docker-cli,docker-compose,iptables,ufw,nftables,fail2ban,python3-systemd,libpam-tmpdir,age,rclone,zstd,jq,curl \
     trixie "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 || {
     tail -20 "$cache/debootstrap.log" >&2
     exit 1
