@@ -198,7 +198,7 @@ human_bytes() {
 # The key of a backup: "latest", a full key (daily/x.tar.zst.age) or a bare object name.
 # Prints the object key and leaves its manifest in the file named second.
 resolve_backup() {
-  local wanted="$1" manifest_file="$2" logfile="$scratch/rclone-resolve.log" key
+  local wanted="$1" manifest_file="$2" logfile="$scratch/rclone-resolve.log" key matches
   if [ "$wanted" = latest ]; then
     rcl "$logfile" cat "$remote/$LATEST_OBJECT" >"$manifest_file" ||
       fail "cannot read $LATEST_OBJECT from the bucket: $(log_tail "$logfile")"
@@ -207,8 +207,13 @@ resolve_backup() {
   else
     key="$wanted"
     case "$key" in */*) ;; *)
-      key="$(rcl "$logfile" lsf -R --files-only --include "/*/$key" --include "/*/$key$BACKUP_SUFFIX" "$remote" | head -n 1)" ||
+      # The whole listing, never `| head`: closing the pipe while rclone still writes fails the
+      # pipeline (pipefail) with no message. Two backups made in the same second share a name.
+      matches="$(rcl "$logfile" lsf -R --files-only --include "/*/$key" --include "/*/$key$BACKUP_SUFFIX" "$remote")" ||
         fail "cannot list the bucket: $(log_tail "$logfile")"
+      [ "$(grep -c . <<<"$matches")" -le 1 ] ||
+        fail "the name '$wanted' matches $(tr '\n' ' ' <<<"$matches")- give one of them in full"
+      key="$matches"
       [ -n "$key" ] || fail "no backup named '$wanted' in the bucket (see: restore.sh list)"
       ;;
     esac

@@ -179,6 +179,8 @@ describe("backup.sh then restore.sh", () => {
   it("writes each later backup of the same week under daily/, then restores a named one", async () => {
     const second = await runScript("backup.sh", [], env);
     expect(second.code).toBe(0);
+    // Names have one-second resolution: the third gets a name of its own.
+    await new Promise((r) => setTimeout(r, 1000));
     const third = await runScript("backup.sh", [], env);
     expect(third.code).toBe(0);
     // The first of the month went to monthly/, the first of the ISO week to weekly/, the rest to daily/.
@@ -193,6 +195,23 @@ describe("backup.sh then restore.sh", () => {
     expect(restored.stderr).toBe("");
     expect(restored.stdout).toContain(named);
     expect(fingerprint("shop_named")).toBe(fingerprint("shop"));
+  });
+
+  it("refuses a name two backups share, naming both, instead of restoring either", async () => {
+    // Two backups made in the same second share a name under different prefixes.
+    const latest = JSON.parse(rclone(s3, ["cat", "t:backups/latest.json"])) as { key: string };
+    const name = latest.key.split("/").pop() ?? "";
+    rclone(s3, ["copyto", `t:backups/${latest.key}`, `t:backups/weekly/${name}`]);
+    const restored = await runScript(
+      "restore.sh",
+      ["restore", name, "--identity", operator.identityFile, "--database", "shop_twice"],
+      env,
+    );
+    rclone(s3, ["deletefile", `t:backups/weekly/${name}`]);
+    expect(restored.code).toBe(1);
+    expect(restored.stderr).toContain(`the name '${name}' matches `);
+    expect(restored.stderr).toContain(`weekly/${name}`);
+    expect(restored.stderr).toContain(latest.key);
   });
 
   it("lists every backup and marks the latest", async () => {
