@@ -92,8 +92,8 @@ export class Server extends pulumi.ComponentResource {
     const parent = { parent: this };
     const labels = { ...args.labels };
 
-    const adminKeys = createAdminKeys();
     const deployKey = new tls.PrivateKey(`${name}-deploy-key`, { algorithm: "ED25519" }, parent);
+    const hetznerKey = registerDeployKey();
     const firewall = createFirewall();
     const { ipv4, ipv6 } = createPrimaryIps();
     const volume = createVolume();
@@ -127,12 +127,19 @@ export class Server extends pulumi.ComponentResource {
       deployPrivateKey: this.deployPrivateKey,
     });
 
-    function createAdminKeys(): hcloud.SshKey[] {
-      // Hetzner puts these keys on root, whose login sshd refuses; registering them still matters:
-      // a server created without SSH keys gets a root password mailed in plaintext.
-      return args.adminSshKeys.map(
-        (publicKey, i) =>
-          new hcloud.SshKey(`${name}-admin-key-${i}`, { name: `${args.prefix}-admin-${i}`, publicKey, labels }, parent),
+    /**
+     * The one key registered with Hetzner: this stack's own deploy key. A server created without
+     * an SSH key gets a root password mailed in plaintext; Hetzner puts the key on root, whose
+     * login sshd refuses. Not the admins' keys: a Hetzner project refuses a second key with the
+     * same fingerprint, so prod and staging sharing admins (or a project where an admin uploaded
+     * their key already) could not both register them. The admins' keys reach `admin` through
+     * cloud-init and HostConfig instead.
+     */
+    function registerDeployKey(): hcloud.SshKey {
+      return new hcloud.SshKey(
+        `${name}-deploy-ssh-key`,
+        { name: `${args.prefix}-deploy`, publicKey: deployKey.publicKeyOpenssh.apply((k) => k.trim()), labels },
+        parent,
       );
     }
 
@@ -202,7 +209,7 @@ export class Server extends pulumi.ComponentResource {
           serverType: args.tier.serverType,
           image: args.image,
           location: args.location,
-          sshKeys: adminKeys.map((k) => k.id),
+          sshKeys: [hetznerKey.id],
           firewallIds: [toNumber(firewall.id)],
           userData,
           publicNets: [{ ipv4Enabled: true, ipv4: toNumber(ipv4.id), ipv6Enabled: true, ipv6: toNumber(ipv6.id) }],

@@ -72,11 +72,23 @@ describe("the prod stack", () => {
     expect(only(run.resources, T.server).inputs.firewallIds).toEqual([Number(firewall.id)]);
   });
 
-  it("registers one Hetzner SSH key per admin key, and gives the server all of them", () => {
-    const keys = run.resources.filter((r) => r.type === T.sshKey);
+  it("registers only the stack's own deploy key with Hetzner, never an admin's, and gives the server that key", () => {
+    const key = only(run.resources, T.sshKey);
+    expect(key.inputs).toMatchObject({ name: "shop-prod-deploy", publicKey: STAND_IN_DEPLOY_PUBLIC_KEY });
+    expect(key.options.dependsOn).toContain(`${T.privateKey}::shop-prod-deploy-key`);
     const adminKeys = JSON.parse(readStackFile("prod").values["webstack:adminSshKeys"]) as string[];
-    expect(keys.map((k) => k.inputs.publicKey)).toEqual(adminKeys);
-    expect(only(run.resources, T.server).inputs.sshKeys).toEqual(keys.map((k) => k.id));
+    for (const admin of adminKeys) expect(JSON.stringify(key.rawInputs)).not.toContain(admin.split(" ")[1]);
+    expect(only(run.resources, T.server).inputs.sshKeys).toEqual([key.id]);
+  });
+
+  it("lets prod and staging share a Hetzner project and their admins: no key name or key is registered twice", async () => {
+    // A project refuses a second key with the same name or fingerprint. Each stack's key is the
+    // ED25519 key its own tls.PrivateKey generates, so only the names could collide.
+    const staging = await runProgram("staging", readStackFile("staging"));
+    const names = [...run.resources, ...staging.resources].filter((r) => r.type === T.sshKey).map((k) => k.inputs.name);
+    expect(names).toEqual(["shop-prod-deploy", "shop-staging-deploy"]);
+    const admins = (stack: string) => JSON.parse(readStackFile(stack).values["webstack:adminSshKeys"]) as string[];
+    expect(admins("staging").some((k) => admins("prod").includes(k))).toBe(true);
   });
 
   it("generates an ED25519 deploy key in the program", () => {
