@@ -3,7 +3,8 @@
  *
  * Evaluates the real program with the stack's config file under Pulumi runtime mocks (no CLI, no
  * cloud account), prints the resource tree like a preview, the stack outputs and the monthly cost,
- * and writes the rendered artifacts and `resources.json` to `out/<stack>/`. A bad config prints
+ * and writes the rendered artifacts and `resources.json` to `out/<stack>/` (`out/<file name>/` for a
+ * config file). A bad config prints
  * the validation message and exits non-zero.
  */
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
@@ -164,20 +165,23 @@ export function formatTree(run: ProgramRun): string {
   return lines.join("\n");
 }
 
+/** The stack an example config (a file that is not Pulumi.<stack>.yaml) is planned as. */
+export const EXAMPLE_STACK = "example";
+
 async function main(): Promise<number> {
   const arg = process.argv[2];
   if (!arg) {
     console.error("usage: npm run plan -- <stack | path/to/stack-config.yaml>   (stacks: prod, staging)");
     return 2;
   }
-  // A stack name reads Pulumi.<stack>.yaml; a path reads that file (e.g. an example config) and
-  // plans it as the stack named after the file.
+  // A stack name reads Pulumi.<stack>.yaml; a path reads that file. A path to Pulumi.<stack>.yaml
+  // plans that stack; any other file (an example config) plans as the stack EXAMPLE_STACK, since
+  // a file name need not be a valid stack name. Artifacts go under out/<file name>/.
   const isFile = arg.endsWith(".yaml") || arg.endsWith(".yml");
-  const stack = isFile
-    ? basename(arg)
-        .replace(/^Pulumi\./, "")
-        .replace(/\.ya?ml$/, "")
-    : arg;
+  const fileName = basename(arg).replace(/\.ya?ml$/, "");
+  const stackOfFile = /^Pulumi\.(.+)$/.exec(fileName)?.[1];
+  const stack = isFile ? (stackOfFile ?? EXAMPLE_STACK) : arg;
+  const outName = isFile ? (stackOfFile ?? fileName) : arg;
   let config: EngineConfig;
   try {
     config = isFile ? readConfigFile(resolve(arg)) : readStackFile(stack);
@@ -198,7 +202,7 @@ async function main(): Promise<number> {
   }
   const programMs = Number(process.hrtime.bigint() - started) / 1e6;
 
-  const outDir = join(PROJECT_ROOT, "out", stack);
+  const outDir = join(PROJECT_ROOT, "out", outName);
   rmSync(outDir, { recursive: true, force: true });
   mkdirSync(outDir, { recursive: true });
   const artifacts = { ...artifactsOf(run), "diagram.mmd": diagramOf(run, config) };
@@ -209,7 +213,7 @@ async function main(): Promise<number> {
   writeFileSync(join(outDir, "resources.json"), `${JSON.stringify(resourcesDocument(run), null, 2)}\n`);
 
   console.log(
-    `Plan of stack "${stack}" (offline, Pulumi runtime mocks): ${run.resources.length} resources to create\n`,
+    `Plan of stack "${stack}"${isFile ? ` from ${arg}` : ""} (offline, Pulumi runtime mocks): ${run.resources.length} resources to create\n`,
   );
   console.log(formatTree(run));
   console.log("\nOutputs:");
@@ -219,7 +223,7 @@ async function main(): Promise<number> {
   }
   const cost = run.outputs.monthlyCostEstimate as Parameters<typeof formatCost>[0];
   console.log(`\n${formatCost(cost)}`);
-  console.log(`\nWrote ${[...Object.keys(artifacts), "resources.json"].map((f) => `out/${stack}/${f}`).join(", ")}`);
+  console.log(`\nWrote ${[...Object.keys(artifacts), "resources.json"].map((f) => `out/${outName}/${f}`).join(", ")}`);
   console.log(`Program time: ${programMs.toFixed(0)} ms`);
   return 0;
 }

@@ -2,7 +2,7 @@
  * `npm run plan` as a newcomer runs it: a child process on the real stack files.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -32,6 +32,18 @@ describe("npm run plan", () => {
     expect(readFileSync(join(PROJECT_ROOT, "out/prod/cloud-init.yaml"), "utf8")).toMatch(/^#cloud-config\n/);
   });
 
+  it.each(readdirSync(join(PROJECT_ROOT, "examples")).map((f) => `examples/${f}`))(
+    "plans %s by its path, as the README says, into out/ under its file name",
+    (path) => {
+      const r = plan(path);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`Plan of stack "example" from ${path}`);
+      const name = path.replace(/^examples\//, "").replace(/\.yaml$/, "");
+      expect(readFileSync(join(PROJECT_ROOT, `out/${name}/cloud-init.yaml`), "utf8")).toMatch(/^#cloud-config\n/);
+    },
+  );
+
   it("masks every secret in resources.json and the printed outputs", () => {
     const r = plan("staging");
     expect(r.status).toBe(0);
@@ -48,7 +60,7 @@ describe("npm run plan", () => {
     writeFileSync(file, stringify({ config }));
     const r = plan(file);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain('Invalid config for stack "broken" (2 problems)');
+    expect(r.stderr).toContain('Invalid config for stack "example" (2 problems)');
     expect(r.stderr).toContain("webstack:tier");
     expect(r.stderr).toContain("webstack:volumeSizeGb");
     expect(r.stdout).toBe("");
