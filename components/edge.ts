@@ -10,6 +10,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Route } from "../config/server";
+import { originHostname } from "../model/ports";
 import { CADDY_INTERNAL_URL } from "../model/services";
 
 export interface EdgeArgs {
@@ -71,10 +72,8 @@ export class Edge extends pulumi.ComponentResource {
 
     const zoneId = lookupZone();
     const tunnel = args.exposure === "tunnel" ? createTunnel() : undefined;
+    // Config validation refuses a route on this name (resolveConfig).
     const originName = originHostname(args.prefix, args.domain);
-    if (hostnames.includes(originName)) {
-      throw new Error(`routes: the hostname ${originName} is the origin name of direct exposure; use another`);
-    }
     // The origin records exist before a hostname points at them, so no name ever dangles.
     const origin = tunnel ? [] : originRecords();
     const target = tunnel ? pulumi.interpolate`${tunnel.id}.cfargotunnel.com` : originName;
@@ -225,14 +224,6 @@ export function tunnelIngressRules(routesInMatchOrder: readonly Route[], originU
 export function pathPrefixRegex(prefix: string): string {
   const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   return `^${escaped}(/.*)?$`;
-}
-
-/**
- * The name the hostnames' CNAMEs point to in direct mode, `<prefix>-origin.<domain>`: proxied, so
- * public DNS never gives out the server's addresses.
- */
-export function originHostname(prefix: string, domain: string): string {
-  return `${prefix}-origin.${domain}`;
 }
 
 /** The public URL of a route. */

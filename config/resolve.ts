@@ -4,14 +4,14 @@
  * before any resource is registered, with every problem of the config in one message that names
  * the key, the bad value and what is allowed.
  */
-import { type PublicPort, publicWebPorts } from "../model/ports";
+import { originHostname, type PublicPort, publicWebPorts } from "../model/ports";
 import { type CostEstimate, estimateMonthlyCost } from "../model/pricing";
 import type { Tier } from "../model/tiers";
 import { TIERS } from "../model/tiers";
 import { plaintextSecretProblems } from "./edge";
 import { type StackMemory, stackMemory } from "./memory";
 import { PROJECT } from "./namespaces";
-import { ConfigError, describeIssue, describeProblem } from "./problems";
+import { ConfigError, describeIssue, describeProblem, type Problem } from "./problems";
 import { hostnamesOf, routesInMatchOrder } from "./routes";
 import { crossChecks, SECRET_CONFIG_KEYS, type StackConfigOutput, stackConfigSchema } from "./schema";
 import type { Route } from "./server";
@@ -64,6 +64,7 @@ export function resolveConfig(
   for (const check of checks) {
     for (const p of check(raw)) problems.push(describeProblem(p, raw, messages));
   }
+  for (const p of originNameProblems(stack, raw)) problems.push(describeProblem(p, raw, messages));
   if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems);
 
   const parsed = result.data;
@@ -115,4 +116,21 @@ function decode(text: string): unknown {
     }
   }
   return text;
+}
+
+/** A route on the origin name of direct exposure (it depends on the stack's name, so it is checked here). */
+function originNameProblems(stack: string, raw: Record<string, unknown>): Problem[] {
+  const { appName, domain, routes } = raw;
+  if (typeof appName !== "string" || typeof domain !== "string" || !Array.isArray(routes)) return [];
+  const origin = originHostname(`${appName}-${stack}`, domain);
+  return routes.flatMap((route, i) =>
+    (route as { hostname?: unknown } | null)?.hostname === origin
+      ? [
+          {
+            path: ["routes", i, "hostname"],
+            message: "is the name direct exposure gives the server's own records; use another hostname",
+          },
+        ]
+      : [],
+  );
 }

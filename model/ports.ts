@@ -24,3 +24,12 @@ export const DIRECT_MODE_PORTS: readonly PublicPort[] = [
 export function publicWebPorts(exposure: "tunnel" | "direct"): readonly PublicPort[] {
   return exposure === "direct" ? DIRECT_MODE_PORTS : [];
 }
+
+/**
+ * The name every hostname's CNAME points to in `direct` exposure, `<prefix>-origin.<domain>`: its
+ * proxied A and AAAA records hold the server's addresses, so public DNS never gives them out.
+ * No route may use it.
+ */
+export function originHostname(prefix: string, domain: string): string {
+  return `${prefix}-origin.${domain}`;
+}

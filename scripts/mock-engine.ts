@@ -204,12 +204,12 @@ function standInOutputs(
   }
 }
 
-/** A stand-in hex string of `bytes` bytes, derived from a seed (stable across runs). */
 /** A stand-in Hetzner id: a number from 1000 to 99999, the same for the same name. */
 function standInNumber(name: string): number {
   return 1000 + (Number.parseInt(standInHex(`id ${name}`, 4), 16) % 99_000);
 }
 
+/** A stand-in hex string of `bytes` bytes, derived from a seed (stable across runs). */
 export function standInHex(seed: string, bytes: number): string {
   let out = "";
   for (let i = 0; out.length < bytes * 2; i++) out += createHash("sha256").update(`${seed}#${i}`).digest("hex");

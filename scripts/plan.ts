@@ -166,7 +166,7 @@ export function formatTree(run: ProgramRun): string {
 }
 
 /** The stack an example config (a file that is not Pulumi.<stack>.yaml) is planned as. */
-export const EXAMPLE_STACK = "example";
+const EXAMPLE_STACK = "example";
 
 async function main(): Promise<number> {
   const arg = process.argv[2];

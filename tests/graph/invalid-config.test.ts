@@ -74,6 +74,11 @@ const CASES: Case[] = [
     expect: ["webstack:adminSshKeys", "is required"],
   },
   {
+    what: "a route on the origin name of direct exposure",
+    changes: { routes: [{ hostname: "shop-prod-origin.example.com", service: "web" }] },
+    expect: ["webstack:routes[0].hostname", '"shop-prod-origin.example.com"', "direct exposure"],
+  },
+  {
     what: "a hostname outside the domain",
     changes: { routes: [{ hostname: "app.example.org", service: "web" }] },
     expect: ["webstack:routes[0].hostname", '"app.example.org"', "example.com"],

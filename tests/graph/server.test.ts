@@ -4,6 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type ProgramRun, readStackFile, runProgram, STAND_IN_DEPLOY_PUBLIC_KEY } from "../../scripts/mock-engine";
+import { planChange } from "../lifecycle/engine";
 import { only, openPorts, T } from "../support/graph";
 
 let run: ProgramRun;
@@ -79,6 +80,28 @@ describe("the prod stack", () => {
     const adminKeys = JSON.parse(readStackFile("prod").values["webstack:adminSshKeys"]) as string[];
     for (const admin of adminKeys) expect(JSON.stringify(key.rawInputs)).not.toContain(admin.split(" ")[1]);
     expect(only(run.resources, T.server).inputs.sshKeys).toEqual([key.id]);
+  });
+
+  it("upgrading a stack whose server was created with the admins' keys registered leaves the server alone", () => {
+    // The state the release before left: one Hetzner key per admin key, named on the server.
+    const current = only(run.resources, T.sshKey);
+    const oldKeys = [0, 1].map((i) => ({
+      ...current,
+      name: `shop-prod-admin-key-${i}`,
+      urn: current.urn.replace(/::shop-prod-deploy-ssh-key$/, `::shop-prod-admin-key-${i}`),
+      id: String(90_000 + i),
+    }));
+    const before = run.resources.flatMap((r) => {
+      if (r.type === T.sshKey) return oldKeys;
+      if (r.type === T.server) return [{ ...r, rawInputs: { ...r.rawInputs, sshKeys: oldKeys.map((k) => k.id) } }];
+      return [r];
+    });
+    const steps = planChange(before, run.resources);
+    expect(steps.map((s) => `${s.op} ${s.resource.name}`)).toEqual([
+      "create shop-prod-deploy-ssh-key",
+      "delete shop-prod-admin-key-1",
+      "delete shop-prod-admin-key-0",
+    ]);
   });
 
   it("lets prod and staging share a Hetzner project and their admins: no key name or key is registered twice", async () => {

@@ -6,8 +6,9 @@
  * twin, as a Hetzner Volume outlives its server). Remote commands reach it over real SSH.
  *
  * What it does not do (the VM suite does): the packages cloud-init installs (they are in the
- * image), sysctl, swap, the kernel. The host firewall (ufw) and fail2ban are set as runcmd sets them. `cloud-init status` is answered by a stand-in
- * (twin/cloud-init-status) whose state a scenario can set.
+ * image), sysctl, swap, the kernel. The host firewall (ufw) and fail2ban are set as runcmd sets
+ * them. `cloud-init status` is answered by a stand-in (twin/cloud-init-status) whose state a
+ * scenario can set.
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync } from "node:fs";
