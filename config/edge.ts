@@ -17,6 +17,8 @@ export const R2_JURISDICTIONS = ["default", "eu"] as const;
 export const EDGE_SECRET_KEYS = ["backupSecretAccessKey"] as const;
 
 const HEX32 = /^[0-9a-f]{32}$/;
+/** A certificate's name: a lowercase hostname, or `*.` and one. */
+const CERTIFICATE_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
 
 export const edgeConfigFields = {
   /**
@@ -67,6 +69,18 @@ export const edgeConfigFields = {
    * program a stand-in for secure values, which a format check would refuse.
    */
   backupSecretAccessKey: z.string().min(1, { message: "must not be empty" }).optional(),
+  /**
+   * Hostnames deeper than one label below the zone that a certificate on the zone covers, as exact
+   * names or one-label wildcards (`*.staging.example.com`). Cloudflare's free Universal SSL
+   * certificate covers the zone and `*.<zone>` only; a route on `api.staging.example.com` needs an
+   * Advanced Certificate (or Total TLS) that covers it, and is refused until it is listed here.
+   * @default []
+   */
+  certifiedHostnames: z
+    .array(
+      z.string().regex(CERTIFICATE_NAME, { message: "must be a hostname or a wildcard such as *.staging.example.com" }),
+    )
+    .default([]),
 };
 
 /** Pulumi.yaml's one-line description of each key (scripts/pulumi-yaml.ts writes them there). */
@@ -83,6 +97,8 @@ export const edgeConfigDescriptions: Record<keyof typeof edgeConfigFields, strin
   backupAccessKeyId: "With backupCredentials=config: the R2 API token's Access Key ID (32 hex characters).",
   backupSecretAccessKey:
     "With backupCredentials=config: the R2 API token's Secret Access Key (64 hex characters); set it with pulumi config set --secret.",
+  certifiedHostnames:
+    "Hostnames deeper than one label below the zone that a certificate you ordered covers (Advanced Certificate or Total TLS), as names or wildcards such as *.staging.example.com; Universal SSL covers only the zone and *.zone, so other deep hostnames are refused.",
 };
 
 /**
@@ -99,8 +115,56 @@ export function plaintextSecretProblems(
   }));
 }
 
+/** Whether a certificate name (a hostname or `*.` and one) covers a hostname, as TLS matches them. */
+export function certificateCovers(name: string, hostname: string): boolean {
+  if (!name.startsWith("*.")) return name === hostname;
+  const dot = hostname.indexOf(".");
+  return dot > 0 && hostname.slice(dot + 1) === name.slice(2);
+}
+
 /** Cross-key checks of the edge keys (run even when single keys fail; see `crossChecks`). */
 export const edgeCrossChecks: CrossCheck[] = [
+  /**
+   * Every hostname is proxied by Cloudflare, whose Universal SSL certificate covers the zone and
+   * one label below it: a deeper name gets a TLS error in every browser unless the zone holds a
+   * certificate for it, which the user says with `certifiedHostnames`.
+   */
+  function hostnamesCertifiable(raw) {
+    const { domain, routes } = raw;
+    if (typeof domain !== "string" || !Array.isArray(routes)) return [];
+    const certified = Array.isArray(raw.certifiedHostnames)
+      ? raw.certifiedHostnames.filter((n): n is string => typeof n === "string")
+      : [];
+    const reported = new Set<string>();
+    return routes.flatMap((route, i) => {
+      const hostname = (route as { hostname?: unknown } | null)?.hostname;
+      if (typeof hostname !== "string" || !hostname.endsWith(`.${domain}`) || reported.has(hostname)) return [];
+      const below = hostname.slice(0, -domain.length - 1);
+      if (!below.includes(".") || certified.some((name) => certificateCovers(name, hostname))) return [];
+      reported.add(hostname);
+      const flat = `${below.replaceAll(".", "-")}.${domain}`;
+      return [
+        {
+          path: ["routes", i, "hostname"],
+          message: `is more than one label below the zone ${domain}: Cloudflare's Universal SSL certificate covers only ${domain} and *.${domain}, so browsers would get a TLS error. Use a name such as ${flat}, or order a certificate that covers it (Advanced Certificate or Total TLS) and list it in webstack:certifiedHostnames (e.g. *.${hostname.slice(hostname.indexOf(".") + 1)})`,
+        },
+      ];
+    });
+  },
+  function certifiedHostnamesInsideDomain(raw) {
+    const { domain, certifiedHostnames } = raw;
+    if (typeof domain !== "string" || !Array.isArray(certifiedHostnames)) return [];
+    return certifiedHostnames.flatMap((name, i) =>
+      typeof name === "string" && !name.endsWith(`.${domain}`)
+        ? [
+            {
+              path: ["certifiedHostnames", i],
+              message: `is outside the zone ${domain}; certificates of the zone cover names that end in .${domain}`,
+            },
+          ]
+        : [],
+    );
+  },
   function backupCredentialsComplete(raw) {
     const mode = raw.backupCredentials ?? "token";
     const keys = ["backupAccessKeyId", "backupSecretAccessKey"] as const;

@@ -1,6 +1,7 @@
 /**
  * The staging stack with a richer route list (the zone apex, path prefixes, a hostname served by
- * several routes) under mocks: ingress and DNS still follow the routes exactly.
+ * several routes, a hostname two labels deep that a listed certificate covers) under mocks: ingress
+ * and DNS still follow the routes exactly.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { pathPrefixRegex } from "../../components/edge";
@@ -18,7 +19,10 @@ let resources: RecordedResource[];
 let outputs: Record<string, unknown>;
 
 beforeAll(async () => {
-  const run = await runProgram("staging", withChanges("staging", { routes: ROUTES }));
+  const run = await runProgram(
+    "staging",
+    withChanges("staging", { routes: ROUTES, certifiedHostnames: ["*.staging.example.com"] }),
+  );
   resources = [...run.resources];
   outputs = run.outputs;
 });

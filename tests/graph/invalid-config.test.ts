@@ -83,6 +83,34 @@ const CASES: Case[] = [
     changes: { routes: [{ hostname: "app.example.org", service: "web" }] },
     expect: ["webstack:routes[0].hostname", '"app.example.org"', "example.com"],
   },
+  {
+    what: "a hostname two labels below the zone, which Universal SSL does not cover",
+    changes: { routes: [{ hostname: "api.staging.example.com", service: "api" }] },
+    expect: [
+      "webstack:routes[0].hostname",
+      '"api.staging.example.com"',
+      "api-staging.example.com",
+      "certifiedHostnames",
+    ],
+  },
+  {
+    what: "a deep hostname that the listed certificate does not cover",
+    changes: {
+      routes: [{ hostname: "a.b.staging.example.com", service: "api" }],
+      certifiedHostnames: ["*.staging.example.com"],
+    },
+    expect: ["webstack:routes[0].hostname", '"a.b.staging.example.com"', "Universal SSL"],
+  },
+  {
+    what: "a certificate name outside the zone",
+    changes: { certifiedHostnames: ["*.staging.example.org"] },
+    expect: ["webstack:certifiedHostnames[0]", '"*.staging.example.org"', "outside the zone example.com"],
+  },
+  {
+    what: "a certificate name that is not a hostname",
+    changes: { certifiedHostnames: ["staging.example.com/*"] },
+    expect: ["webstack:certifiedHostnames[0]", "wildcard"],
+  },
   { what: "no routes", changes: { routes: [] }, expect: ["webstack:routes", "at least one route"] },
   {
     what: "a route path with a wildcard",
