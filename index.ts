@@ -10,7 +10,7 @@ import { Server } from "./components/server";
 import { backupCredentialsSource, Storage } from "./components/storage";
 import { loadConfig } from "./config/load";
 
-const { config, appSecrets } = loadConfig();
+const { config, appSecrets, registryPasswords } = loadConfig();
 
 const server = new Server(config.prefix, {
   prefix: config.prefix,
@@ -55,6 +55,7 @@ const appStack = new AppStack(`${config.prefix}-app`, {
   privateKey: server.deployPrivateKey,
   tunnelToken: edge.tunnelToken,
   appSecrets,
+  registryPasswords,
   server: server.server,
   volumeAttachment: server.volumeAttachment,
 });

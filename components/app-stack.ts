@@ -18,6 +18,7 @@ import type * as hcloud from "@pulumi/hcloud";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { renderDotenv } from "../compose/dotenv";
+import { renderRegistryLogins } from "../compose/registry-logins";
 import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
 import { appSecretNames } from "../config/app";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
@@ -38,6 +39,8 @@ export interface AppStackArgs {
   tunnelToken: pulumi.Input<string> | undefined;
   /** App secret values by name (`secrets:<NAME>` config keys), each a Pulumi secret. */
   appSecrets: Readonly<Record<string, pulumi.Input<string>>>;
+  /** Registry passwords by the name of their `secrets:<NAME>` key, each a Pulumi secret. */
+  registryPasswords: Readonly<Record<string, pulumi.Input<string>>>;
   /** The server and the attachment of its data volume: nothing is shipped before both exist. */
   server: hcloud.Server;
   volumeAttachment: hcloud.VolumeAttachment;
@@ -88,6 +91,7 @@ export class AppStack extends pulumi.ComponentResource {
     const serverReady = waitForServer();
     const passwords = generatePasswords();
     const envText = dotenvText();
+    const loginsText = registryLoginsText();
     const shippedFiles: ShippedFile[] = [];
     const shipped = Object.entries(files).map(([file, text]): [string, RemoteFile] => [
       file.replace(/[^A-Za-z0-9]+/g, "-").toLowerCase(),
@@ -96,6 +100,7 @@ export class AppStack extends pulumi.ComponentResource {
     const uploads = [
       ...shipped.map(([slug, file]) => ship(slug, file)),
       ship("env", { path: `${releaseDir}/.env`, mode: "0600", content: envText }),
+      ship("registries", { path: `${releaseDir}/.registries`, mode: "0600", content: loginsText }),
     ];
     const deploy = runDeploy();
 
@@ -132,6 +137,12 @@ export class AppStack extends pulumi.ComponentResource {
       return pulumi.secret(pulumi.all(values).apply((v) => renderDotenv(v)));
     }
 
+    function registryLoginsText(): pulumi.Output<string> {
+      return pulumi.secret(
+        pulumi.all({ ...args.registryPasswords }).apply((p) => renderRegistryLogins(config.registries, p)),
+      );
+    }
+
     /** Ship one file of the release (the .env as 0600: never readable by anyone but the deploy user). */
     function ship(slug: string, remote: RemoteFile): command.remote.Command {
       const commandName = `${name}-ship-${slug}`;
@@ -145,9 +156,16 @@ export class AppStack extends pulumi.ComponentResource {
     }
 
     function runDeploy(): command.remote.Command {
-      // A hash of the secret .env, itself kept secret (the state encrypts it): a rotated secret
-      // redeploys without the hash of a weak secret ever being stored in the clear.
-      const envHash = pulumi.secret(envText.apply((t) => createHash("sha256").update(t).digest("hex")));
+      // A hash of the secret .env and registry logins, itself kept secret (the state encrypts it):
+      // a rotated secret redeploys without the hash of a weak secret ever being stored in the clear.
+      const envHash = pulumi.secret(
+        pulumi.all([envText, loginsText]).apply(([env, logins]) => {
+          const hash = createHash("sha256").update(env);
+          // Without registries the hash is the .env's alone, as before registries existed.
+          if (logins !== "") hash.update("\0").update(logins);
+          return hash.digest("hex");
+        }),
+      );
       return new command.remote.Command(
         `${name}-deploy`,
         {

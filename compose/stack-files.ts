@@ -31,6 +31,7 @@ export type AppStackConfig = Pick<
   | "proxy"
   | "healthChecks"
   | "deployWaitSeconds"
+  | "registries"
 >;
 
 export interface StackFiles {

@@ -392,12 +392,20 @@ export function appSecretProblems(
   allConfig: Readonly<Record<string, string>>,
   isSecret: (key: string) => boolean,
 ): string[] {
-  return appSecretNames(services).flatMap((name) => {
+  return secretKeyProblems(appSecretNames(services), "a service lists it in secrets", allConfig, isSecret);
+}
+
+/** One message per `secrets:<NAME>` key that is missing (`why` says who needs it) or plaintext. */
+export function secretKeyProblems(
+  names: readonly string[],
+  why: string,
+  allConfig: Readonly<Record<string, string>>,
+  isSecret: (key: string) => boolean,
+): string[] {
+  return names.flatMap((name) => {
     const key = appSecretKey(name);
     if (!(key in allConfig)) {
-      return [
-        `${key}: is required (a service lists it in secrets); set it with: pulumi config set --secret ${key} <value>`,
-      ];
+      return [`${key}: is required (${why}); set it with: pulumi config set --secret ${key} <value>`];
     }
     if (!isSecret(key)) {
       return [`${key}: is stored in plaintext; set it again with: pulumi config set --secret ${key} <value>`];

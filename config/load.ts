@@ -4,15 +4,18 @@
  * treated as an error, never as a secret. Nothing downstream reads `pulumi.Config` again.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { appSecretNames, appSecretProblems } from "./app";
+import { appSecretNames, appSecretProblems, secretKeyProblems } from "./app";
 import { APP_SECRET_NAMESPACE } from "./namespaces";
 import { ConfigError } from "./problems";
+import { registrySecretNames } from "./registries";
 import { rawConfigFromPulumi, resolveConfig, type StackConfig } from "./resolve";
 
 export interface LoadedConfig {
   readonly config: StackConfig;
   /** App secret values by name (`secrets:<NAME>`), each a Pulumi secret. */
   readonly appSecrets: Readonly<Record<string, pulumi.Output<string>>>;
+  /** Registry passwords by the name of their `secrets:<NAME>` key, each a Pulumi secret. */
+  readonly registryPasswords: Readonly<Record<string, pulumi.Output<string>>>;
 }
 
 /**
@@ -22,13 +25,23 @@ export interface LoadedConfig {
 export function loadConfig(): LoadedConfig {
   const all = pulumi.runtime.allConfig();
   const config = resolveConfig(pulumi.getStack(), rawConfigFromPulumi(all), isConfigSecret);
-  const problems = appSecretProblems(config.services, all, isConfigSecret);
+  const appSecretsNamed = appSecretNames(config.services);
+  const registrySecrets = registrySecretNames(config.registries);
+  const problems = [
+    ...appSecretProblems(config.services, all, isConfigSecret),
+    // A secret both a service and a registry use is reported once, above.
+    ...secretKeyProblems(
+      registrySecrets.filter((name) => !appSecretsNamed.includes(name)),
+      "a registry names it as its passwordSecret",
+      all,
+      isConfigSecret,
+    ),
+  ];
   if (problems.length > 0) throw new ConfigError(config.stack, problems);
   const secrets = new pulumi.Config(APP_SECRET_NAMESPACE);
-  const appSecrets = Object.fromEntries(
-    appSecretNames(config.services).map((name) => [name, secrets.requireSecret(name)]),
-  );
-  return { config, appSecrets };
+  const read = (names: readonly string[]) =>
+    Object.fromEntries(names.map((name) => [name, secrets.requireSecret(name)]));
+  return { config, appSecrets: read(appSecretsNamed), registryPasswords: read(registrySecrets) };
 }
 
 /** Whether the engine holds a config key as secret (the SDK's own check, internal to it). */

@@ -8,6 +8,7 @@ import { appConfigDescriptions, appConfigFields, appCrossChecks } from "./app";
 import { backupConfigDescriptions, backupConfigFields } from "./backups";
 import { EDGE_SECRET_KEYS, edgeConfigDescriptions, edgeConfigFields, edgeCrossChecks } from "./edge";
 import type { CrossCheck } from "./problems";
+import { registryConfigDescriptions, registryConfigFields, registryCrossChecks } from "./registries";
 import { serverConfigDescriptions, serverConfigFields, serverCrossChecks } from "./server";
 
 /** The stack config schema. Keys are the config keys without the `webstack:` namespace. */
@@ -15,6 +16,7 @@ export const stackConfigSchema = z.strictObject({
   ...serverConfigFields,
   ...edgeConfigFields,
   ...appConfigFields,
+  ...registryConfigFields,
   ...backupConfigFields,
 });
 
@@ -32,7 +34,12 @@ export const SECRET_CONFIG_KEYS: ReadonlySet<string> = new Set<string>([...EDGE_
  * refinements at the first failing field), so one run reports every problem; each check looks only
  * at values of the right shape.
  */
-export const crossChecks: CrossCheck[] = [...serverCrossChecks, ...edgeCrossChecks, ...appCrossChecks];
+export const crossChecks: CrossCheck[] = [
+  ...serverCrossChecks,
+  ...edgeCrossChecks,
+  ...appCrossChecks,
+  ...registryCrossChecks,
+];
 
 /**
  * The keys by area, in the schema's order, with Pulumi.yaml's one-line description of each and
@@ -42,6 +49,7 @@ export const CONFIG_AREAS: readonly { title: string; descriptions: Readonly<Reco
   { title: "The server and its host (config/server.ts).", descriptions: serverConfigDescriptions },
   { title: "The Cloudflare edge and R2 storage (config/edge.ts).", descriptions: edgeConfigDescriptions },
   { title: "The app stack (config/app.ts).", descriptions: appConfigDescriptions },
+  { title: "Private registries (config/registries.ts).", descriptions: registryConfigDescriptions },
   {
     title: "Backups (config/backups.ts): pg_dump → age → the R2 backups bucket, with a weekly restore drill.",
     descriptions: backupConfigDescriptions,

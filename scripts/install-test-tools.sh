@@ -11,6 +11,8 @@
 #   - qemu, qemu-img and cloud-localds for the VM test (tests/vm/), apt-cacher-ng for the apt
 #     proxy its VMs install through (tests/vm/apt-proxy.sh), busybox-static for the listeners
 #     its port probes publish
+#   - docker-registry (the CNCF distribution) and htpasswd: the private registry the deploy logs
+#     in to and pulls from in tests/stack/registry.test.ts
 set -euo pipefail
 
 cache="${WEBSTACK_CACHE:-/var/cache/webstack}"
@@ -31,7 +33,7 @@ need_pkg() {
   DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy qemu-system-x86 qemu-utils cloud-image-utils apt-cacher-ng busybox-static
+need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy qemu-system-x86 qemu-utils cloud-image-utils apt-cacher-ng busybox-static docker-registry apache2-utils
 
 # Compose v2 from Debian 13: fetched with a separate APT_CONFIG that lists trixie, so this
 # machine's own sources stay as they are; unpacked, not installed (its Depends name trixie's

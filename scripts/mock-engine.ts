@@ -113,28 +113,33 @@ export function readConfigFile(path: string): EngineConfig {
 }
 
 /**
- * Add a stand-in, marked secret, for every app secret (`secrets:<NAME>`) the services name but
- * the config lacks: a user's real stack file holds them encrypted, which only the CLI can read.
+ * Add a stand-in, marked secret, for every app secret (`secrets:<NAME>`) the services or the
+ * registries name but the config lacks: a user's real stack file holds them encrypted, which only
+ * the CLI can read.
  */
 export function withStandInAppSecrets(config: EngineConfig): EngineConfig {
-  let services: unknown;
-  try {
-    services = JSON.parse(config.values[`${PROJECT}:services`] ?? "[]");
-  } catch {
-    return config;
-  }
-  if (!Array.isArray(services)) return config;
+  const listed = (key: string): unknown[] => {
+    try {
+      const value: unknown = JSON.parse(config.values[`${PROJECT}:${key}`] ?? "[]");
+      return Array.isArray(value) ? value : [];
+    } catch {
+      return [];
+    }
+  };
+  const names = [
+    ...listed("services").flatMap((s) => {
+      const secrets = (s as { secrets?: unknown } | null)?.secrets;
+      return Array.isArray(secrets) ? secrets : [];
+    }),
+    ...listed("registries").map((r) => (r as { passwordSecret?: unknown } | null)?.passwordSecret),
+  ].filter((name) => name !== undefined);
   const values = { ...config.values };
   const secretKeys = [...config.secretKeys];
-  for (const service of services) {
-    const names = (service as { secrets?: unknown })?.secrets;
-    if (!Array.isArray(names)) continue;
-    for (const name of names) {
-      const key = `${APP_SECRET_NAMESPACE}:${String(name)}`;
-      if (key in values) continue;
-      values[key] = `stand-in-secret-for-${key.replace(/[^a-zA-Z0-9]+/g, "-")}`;
-      secretKeys.push(key);
-    }
+  for (const name of names) {
+    const key = `${APP_SECRET_NAMESPACE}:${String(name)}`;
+    if (key in values) continue;
+    values[key] = `stand-in-secret-for-${key.replace(/[^a-zA-Z0-9]+/g, "-")}`;
+    secretKeys.push(key);
   }
   return { values, secretKeys };
 }

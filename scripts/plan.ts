@@ -12,6 +12,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { FILE_MODES, type FileMode } from "../components/ship-file";
 import { ConfigError } from "../config/problems";
 import { rawConfigFromPulumi, resolveConfig } from "../config/resolve";
+import { amd64OnlyWarnings } from "../model/images";
 import { formatCost } from "../model/pricing";
 import { stackDiagram } from "./diagram";
 import {
@@ -91,6 +92,17 @@ export function artifactsOf(run: ProgramRun): Record<string, string> {
     if (file.text !== undefined) files[artifactName(file, run)] = file.text;
   }
   return files;
+}
+
+/** Every image of a resolved stack config, with the config key that names it. */
+export function stackImages(config: ReturnType<typeof resolveConfig>) {
+  return [
+    ...config.services.map((s, i) => ({ key: `services[${i}].image`, ref: s.image })),
+    { key: "postgres.image", ref: config.postgres.image },
+    { key: "redis.image", ref: config.redis.image },
+    { key: "proxy.caddyImage", ref: config.proxy.caddyImage },
+    { key: "proxy.cloudflaredImage", ref: config.proxy.cloudflaredImage },
+  ];
 }
 
 /** The Mermaid picture of the planned stack (diagram.mmd), drawn from the run and its config. */
@@ -223,6 +235,8 @@ async function main(): Promise<number> {
   }
   const cost = run.outputs.monthlyCostEstimate as Parameters<typeof formatCost>[0];
   console.log(`\n${formatCost(cost)}`);
+  const warnings = amd64OnlyWarnings(stackImages(resolveConfig(stack, rawConfigFromPulumi(config.values))));
+  if (warnings.length > 0) console.log(`\nWarnings:\n${warnings.map((w) => `    ${w}`).join("\n")}`);
   console.log(`\nWrote ${[...Object.keys(artifacts), "resources.json"].map((f) => `out/${outName}/${f}`).join(", ")}`);
   console.log(`Program time: ${programMs.toFixed(0)} ms`);
   return 0;

@@ -6,15 +6,22 @@
 #
 #   APP_DIR      the compose project directory (on the server: /srv/data/app). Its compose.yaml,
 #                Caddyfile and .env are the running release.
-#   RELEASE_DIR  a directory with the new compose.yaml, Caddyfile and .env (mode 0600).
+#   RELEASE_DIR  a directory with the new compose.yaml, Caddyfile and .env (mode 0600), and
+#                optionally .registries (mode 0600): one line per registry to log in to,
+#                `server<TAB>username<TAB>base64(password)`.
 #
 # Environment (all optional):
 #   DOCKER         docker CLI to use (default: docker)
 #   WAIT_TIMEOUT   seconds to wait for every service to be healthy (default: 300)
 #   KEEP_RELEASES  release directories to keep beside RELEASE_DIR, newest first (default: 3)
+#   PLATFORM       the os/arch every image must have a variant for (default: the engine's, which
+#                  on the server is linux/arm64)
+#   DOCKER_CONFIG  where docker keeps the registry logins (default: ~/.docker)
 #
-# Steps: validate the release; remember the running files and image ids; install the release;
-# pull missing images; start Postgres and Redis; run the migration one-off (when the release has
+# Steps: validate the release; log in to its registries; check that every image has a variant
+# for the server's platform and pull the missing ones (a failure here exits before anything
+# running is touched); remember the running files and image ids; install the release; start
+# Postgres and Redis; run the migration one-off (when the release has
 # a `migrate` service); `docker compose up -d --wait --remove-orphans`; prune superseded images.
 # If a step after the install fails, the logs of every service that is not healthy go to stderr,
 # the previous files and images come back, the previous release is started again (with the
@@ -51,8 +58,65 @@ for f in "${files[@]}"; do
   }
 done
 
+release_compose() {
+  "$docker" compose --project-directory "$release_dir" -f "$release_dir/compose.yaml" "$@"
+}
+
 # 1. A release that compose rejects never replaces the running one.
-"$docker" compose --project-directory "$release_dir" -f "$release_dir/compose.yaml" config -q
+release_compose config -q
+
+# 1b. Log in to the release's registries as this user. The password reaches `docker login` on
+# its stdin, never on a command line; docker keeps it in $DOCKER_CONFIG/config.json, kept 0600.
+docker_config="${DOCKER_CONFIG:-$HOME/.docker}"
+registries_file="$release_dir/.registries"
+logged_in_file="$app_dir/registries"
+release_registries=()
+if [ -f "$registries_file" ]; then
+  while IFS=$'\t' read -r server user password64; do
+    [ -n "$server" ] || continue
+    if ! out="$(printf '%s' "$password64" | base64 -d | "$docker" login --username "$user" --password-stdin "$server" 2>&1 >/dev/null)"; then
+      log "cannot log in to the registry $server as $user; nothing was changed. docker said: ${out##*$'\n'}"
+      exit 1
+    fi
+    release_registries+=("$server")
+  done <"$registries_file"
+  [ ! -f "$docker_config/config.json" ] || chmod 0600 "$docker_config/config.json"
+fi
+
+# 1c. Every image must have a variant for the server's platform: an amd64-only image would
+# otherwise fail only when its container starts, halfway through the deploy. An image already
+# here for the platform is fine; any other is judged by its registry's manifest (python3 is on
+# every Debian cloud image: cloud-init runs on it).
+platform="${PLATFORM:-$("$docker" version --format '{{.Server.Os}}/{{.Server.Arch}}')}"
+platforms_of_manifest='
+import json, sys
+entries = json.load(sys.stdin)
+for entry in entries if isinstance(entries, list) else [entries]:
+    p = entry.get("Descriptor", {}).get("platform") or {}
+    if p.get("os") and p.get("architecture") and p["os"] != "unknown":
+        print(p["os"] + "/" + p["architecture"])
+'
+release_images="$(release_compose --profile migrate config --images | sort -u)"
+while read -r image; do
+  [ -n "$image" ] || continue
+  [ "$("$docker" image inspect --format '{{.Os}}/{{.Architecture}}' "$image" 2>/dev/null)" != "$platform" ] || continue
+  if ! manifest="$("$docker" manifest inspect -v "$image" 2>&1)"; then
+    log "cannot read the manifest of $image from its registry; nothing was changed. docker said: ${manifest##*$'\n'}"
+    exit 1
+  fi
+  variants="$(python3 -c "$platforms_of_manifest" <<<"$manifest" | sort -u | paste -sd ' ')"
+  if ! grep -qw -- "$platform" <<<"$variants"; then
+    log "the image $image has no $platform variant (it has: ${variants:-none}); nothing was changed. Build it for $platform too (docker buildx build --platform linux/arm64,linux/amd64) or choose another image"
+    exit 1
+  fi
+done <<<"$release_images"
+
+# 1d. Images are pinned by tag or digest: pull only what is not here yet, before anything stops.
+log "pulling images"
+if ! release_compose pull --quiet --policy missing; then
+  log "pulling the release's images failed; nothing was changed"
+  exit 1
+fi
 
 # 2. Remember what runs now: its files and the image id behind each image reference, so a
 # re-pushed tag can be pointed back at the old image.
@@ -135,12 +199,8 @@ rollback() {
   exit 1
 }
 
-# Steps 4 to 7; any failure returns non-zero (errexit is off inside a function called by `if`).
+# Steps 5 to 7; any failure returns non-zero (errexit is off inside a function called by `if`).
 start_release() {
-  # 4. Images are pinned by tag or digest: pull only what is not here yet.
-  log "pulling images"
-  compose pull --quiet --policy missing || return 1
-
   # 5. Data services first: the migration needs them.
   log "starting postgres and redis"
   compose up -d --wait --wait-timeout "$wait_timeout" postgres redis || return 1
@@ -186,4 +246,18 @@ if [ "$(basename "$parent")" = "releases" ]; then
       [ "$dir" = "$release_dir" ] || rm -rf "$dir"
     done
 fi
+# Registries the running release no longer names are logged out of (their credentials leave
+# config.json); the list of those logged in to is kept for the next deploy.
+if [ -f "$logged_in_file" ]; then
+  while read -r server; do
+    [ -n "$server" ] || continue
+    case " ${release_registries[*]} " in *" $server "*) ;; *)
+      log "logging out of the registry $server (no longer in the release)"
+      "$docker" logout "$server" >/dev/null 2>&1 || true
+      ;;
+    esac
+  done <"$logged_in_file"
+fi
+printf '%s\n' "${release_registries[@]}" >"$logged_in_file.new"
+mv "$logged_in_file.new" "$logged_in_file"
 log "release $(basename "$release_dir") is up"

@@ -146,12 +146,14 @@ describe("AppStack in the prod graph", () => {
     const files = shipped();
     expect(files.map((f) => f.path.replace(/^.*\/releases\/[0-9a-f]{16}\//, "")).sort()).toEqual([
       ".env",
+      ".registries",
       "Caddyfile",
       "compose.yaml",
       "scripts/deploy.sh",
     ]);
     for (const f of files) expect(f.command.inputs.create, f.path).toBe(writeFileCommand(f.path, f.mode, "deploy"));
     expect(files.find((f) => f.path.endsWith("/.env"))).toMatchObject({ mode: "0600", text: undefined });
+    expect(files.find((f) => f.path.endsWith("/.registries"))).toMatchObject({ mode: "0600", text: undefined });
     expect(files.find((f) => f.path.endsWith("/deploy.sh"))?.mode).toBe("0755");
   });
 

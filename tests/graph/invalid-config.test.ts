@@ -152,6 +152,31 @@ const CASES: Case[] = [
     expect: ["webstack:autoRebootTime", "HH:MM"],
   },
   {
+    what: "a registry no image comes from (a misspelled host)",
+    changes: { registries: [{ server: "ghcr.com", username: "shop-bot", passwordSecret: "GHCR_TOKEN" }] },
+    expect: ["webstack:registries[0].server", '"ghcr.com"', "not the registry of any image", "ghcr.io"],
+  },
+  {
+    what: "a registry given as a URL",
+    changes: { registries: [{ server: "https://ghcr.io", username: "shop-bot", passwordSecret: "GHCR_TOKEN" }] },
+    expect: ["webstack:registries[0].server", "no https://"],
+  },
+  {
+    what: "the same registry twice",
+    changes: {
+      registries: [
+        { server: "ghcr.io", username: "shop-bot", passwordSecret: "GHCR_TOKEN" },
+        { server: "ghcr.io", username: "other-bot", passwordSecret: "GHCR_TOKEN_2" },
+      ],
+    },
+    expect: ["webstack:registries[1].server", "listed twice"],
+  },
+  {
+    what: "a registry password given in place of its secret's name",
+    changes: { registries: [{ server: "ghcr.io", username: "shop-bot", passwordSecret: "ghp_abc123" }] },
+    expect: ["webstack:registries[0].passwordSecret", "secrets:<NAME>"],
+  },
+  {
     what: "a misspelled key",
     changes: { volumeSize: 40 },
     expect: ["webstack:volumeSize", "unknown key", "volumeSizeGb"],

@@ -66,6 +66,19 @@ describe("npm run plan", () => {
     expect(r.stdout).toBe("");
   });
 
+  it("warns about an image known to be amd64-only, naming its key and what to use instead", () => {
+    const dir = mkdtempSync(join(tmpdir(), "plan-"));
+    const file = join(dir, "amd64.yaml");
+    const values = { ...stackValues("staging"), postgres: { image: "postgis/postgis:17-3.5" } };
+    const config = Object.fromEntries(Object.entries(values).map(([k, v]) => [`webstack:${k}`, v]));
+    writeFileSync(file, stringify({ config }));
+    const r = plan(file);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('webstack:postgres.image ("postgis/postgis:17-3.5") is built for linux/amd64 only');
+    expect(r.stdout).toContain("imresamu/postgis");
+    expect(plan("staging").stdout).not.toContain("Warnings:");
+  });
+
   it("refuses an unknown stack with the stacks it knows", () => {
     const r = plan("qa");
     expect(r.status).not.toBe(0);
