@@ -4,7 +4,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { AppStack } from "./components/app-stack";
 import { Backups } from "./components/backups";
-import { Edge } from "./components/edge";
+import { cloudflareOriginRanges, Edge } from "./components/edge";
 import { HostConfig } from "./components/host-config";
 import { Server } from "./components/server";
 import { backupCredentialsSource, Storage } from "./components/storage";
@@ -23,6 +23,7 @@ const server = new Server(config.prefix, {
   hetznerBackups: config.hetznerBackups,
   exposure: config.exposure,
   publicWebPorts: config.publicWebPorts,
+  webSourceIps: config.exposure === "direct" ? cloudflareOriginRanges() : undefined,
   autoRebootTime: config.autoRebootTime,
   labels: config.labels,
 });
@@ -37,7 +38,6 @@ const edge = new Edge(config.prefix, {
   exposure: config.exposure,
   manageZoneSettings: config.manageZoneSettings,
   ipv4: server.ipv4,
-  ipv6: server.ipv6,
 });
 
 const storage = new Storage(config.prefix, {

@@ -1,8 +1,8 @@
 /**
  * The Cloudflare edge: a proxied CNAME for every route's hostname, to a named Cloudflare Tunnel
  * (`tunnel` exposure: the server opens no web port, cloudflared dials out) or to the origin name's
- * proxied A/AAAA records, the server's primary IPs (`direct` exposure). Optionally the zone
- * settings the stack relies on.
+ * proxied A record, the server's primary IPv4 (`direct` exposure, where the Hetzner firewall opens
+ * the web ports only to `cloudflareOriginRanges`). Optionally the zone settings the stack relies on.
  *
  * Cost: tunnels, proxied DNS records and these zone settings are free on every Cloudflare plan.
  */
@@ -33,7 +33,7 @@ export interface EdgeArgs {
   /** The routes in the order cloudflared must try them; each becomes one ingress rule. */
   routesInMatchOrder: readonly Route[];
   /**
-   * `tunnel`: a named tunnel and CNAMEs to it; `direct`: A/AAAA records to the server.
+   * `tunnel`: a named tunnel and CNAMEs to it; `direct`: CNAMEs to the origin's A record.
    * @default "tunnel"
    */
   exposure: "tunnel" | "direct";
@@ -44,8 +44,6 @@ export interface EdgeArgs {
   manageZoneSettings: boolean;
   /** The server's primary IPv4 address (direct mode). */
   ipv4?: pulumi.Input<string>;
-  /** The server's primary IPv6 address (direct mode). */
-  ipv6?: pulumi.Input<string>;
   /**
    * Where cloudflared sends every request, as seen from its container.
    * @default CADDY_INTERNAL_URL ("http://caddy:80")
@@ -62,7 +60,7 @@ export class Edge extends pulumi.ComponentResource {
   readonly tunnelToken?: pulumi.Output<string>;
   /** The public URL of every route, in route order. */
   readonly routeUrls: string[];
-  /** The DNS records: a CNAME per hostname, and in direct mode the origin's A and AAAA. */
+  /** The DNS records: a CNAME per hostname, and in direct mode the origin's A. */
   readonly dnsRecords: cloudflare.DnsRecord[];
 
   constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -154,15 +152,15 @@ export class Edge extends pulumi.ComponentResource {
       );
     }
 
-    /** Direct mode: the origin name, proxied A and AAAA records to the server's primary IPs. */
+    /**
+     * Direct mode: the origin name, a proxied A record to the server's primary IPv4. No AAAA: the
+     * published ports answer on IPv4 only (Docker's bridges are IPv4, no userland proxy), so
+     * Cloudflare must never try the server's IPv6. Visitors still reach the site over IPv6,
+     * which Cloudflare's edge answers.
+     */
     function originRecords(): cloudflare.DnsRecord[] {
-      if (args.ipv4 === undefined || args.ipv6 === undefined) {
-        throw new Error("Edge: direct exposure needs the server's ipv4 and ipv6 addresses");
-      }
-      const addresses = [
-        { type: "A", content: args.ipv4 },
-        { type: "AAAA", content: args.ipv6 },
-      ];
+      if (args.ipv4 === undefined) throw new Error("Edge: direct exposure needs the server's ipv4 address");
+      const addresses = [{ type: "A", content: args.ipv4 }];
       return addresses.map(
         ({ type, content }) =>
           new cloudflare.DnsRecord(
@@ -261,4 +259,14 @@ export function zoneSettingsFor(exposure: "tunnel" | "direct"): ZoneSettingSpec[
       },
     },
   ];
+}
+
+/**
+ * The IPv4 networks Cloudflare's proxies connect to origins from, as Cloudflare publishes them
+ * (https://www.cloudflare.com/ips/), read at every `pulumi up`: direct exposure opens the web
+ * ports to these alone, so nobody can reach the origin around Cloudflare. Sorted, so a list that
+ * comes back in another order shows no diff. IPv4 only: the origin has no AAAA record.
+ */
+export function cloudflareOriginRanges(): pulumi.Output<string[]> {
+  return cloudflare.getIpRangesOutput({}).ipv4Cidrs.apply((cidrs) => [...cidrs].sort());
 }

@@ -54,8 +54,10 @@ export interface ServerArgs {
    * @default "tunnel"
    */
   exposure: "tunnel" | "direct";
-  /** The web ports the Hetzner firewall opens to the world (none in tunnel mode). */
+  /** The web ports the Hetzner firewall opens (none in tunnel mode). */
   publicWebPorts: readonly PublicPort[];
+  /** The networks the web ports are open to: Cloudflare's proxies (`cloudflareOriginRanges`); direct mode only. */
+  webSourceIps?: pulumi.Input<string[]>;
   /**
    * When unattended upgrades may reboot (HH:MM UTC).
    * @default "03:30"
@@ -146,7 +148,13 @@ export class Server extends pulumi.ComponentResource {
     function createFirewall(): hcloud.Firewall {
       return new hcloud.Firewall(
         `${name}-firewall`,
-        { name: args.prefix, labels, rules: firewallRules(args.publicWebPorts, args.sshAllowedCidrs) },
+        {
+          name: args.prefix,
+          labels,
+          rules: pulumi
+            .output(args.webSourceIps ?? [])
+            .apply((ips) => firewallRules(args.publicWebPorts, args.sshAllowedCidrs, ips)),
+        },
         parent,
       );
     }
@@ -244,11 +252,18 @@ export interface FirewallRuleSpec {
 
 const ANYWHERE = ["0.0.0.0/0", "::/0"];
 
-/** The Hetzner firewall rules: SSH from the admin networks, ICMP, and the public web ports (direct mode's). */
+/**
+ * The Hetzner firewall rules: SSH from the admin networks, ICMP, and the public web ports (direct
+ * mode's) from `webSourceIps`, Cloudflare's proxies.
+ */
 export function firewallRules(
   publicWebPorts: readonly PublicPort[],
   sshAllowedCidrs: readonly string[],
+  webSourceIps: readonly string[],
 ): FirewallRuleSpec[] {
+  if (publicWebPorts.length > 0 && webSourceIps.length === 0) {
+    throw new Error("firewallRules: the web ports need the networks they are open to (Cloudflare's ranges)");
+  }
   const rules: FirewallRuleSpec[] = [
     {
       direction: "in",
@@ -260,7 +275,13 @@ export function firewallRules(
     { direction: "in", protocol: "icmp", sourceIps: ANYWHERE, description: "ICMP (ping, path MTU discovery)" },
   ];
   for (const { port, protocol, description } of publicWebPorts) {
-    rules.push({ direction: "in", protocol, port: String(port), sourceIps: ANYWHERE, description });
+    rules.push({
+      direction: "in",
+      protocol,
+      port: String(port),
+      sourceIps: [...webSourceIps],
+      description: `${description} from Cloudflare`,
+    });
   }
   return rules;
 }

@@ -99,7 +99,7 @@ export const serverConfigFields = {
     .default(20),
   /** Hetzner's own daily server backups (+20% of the server price). */
   hetznerBackups: z.boolean().default(false),
-  /** `tunnel`: nothing but SSH open, web traffic through Cloudflare Tunnel; `direct`: 80/443 open too. */
+  /** `tunnel`: nothing but SSH open, web traffic through Cloudflare Tunnel; `direct`: 80/443 open to Cloudflare's ranges too. */
   exposure: z.enum(["tunnel", "direct"]).default("tunnel"),
   /** Extra Hetzner labels as `key=value`. */
   labels: z.array(labelSchema).default([]),
@@ -125,7 +125,7 @@ export const serverConfigDescriptions: Record<keyof typeof serverConfigFields, s
   volumeSizeGb: "Size in GB of the Hetzner Volume that holds all state (10-10240).",
   hetznerBackups: "Hetzner's daily backups of the server disk (+20% of the server price).",
   exposure:
-    "tunnel: only SSH is open and web traffic comes through Cloudflare Tunnel; direct: ports 80/443 are open too.",
+    "tunnel: only SSH is open and web traffic comes through Cloudflare Tunnel; direct: ports 80/443 are open too, at the Hetzner firewall to Cloudflare's published ranges only.",
   labels: "Extra Hetzner labels as key=value.",
   autoRebootTime: "Time (UTC, HH:MM) at which unattended upgrades may reboot the server when a patch needs it.",
 };

@@ -1,6 +1,6 @@
 /**
- * The ports the server opens to the world. SSH always (from the admin networks only); in `direct`
- * exposure also the web ports, which the Hetzner firewall, the host firewall and Caddy's published
+ * The ports the server opens. SSH always (from the admin networks only); in `direct` exposure
+ * also the web ports (at the Hetzner firewall to Cloudflare's proxies only), which the Hetzner firewall, the host firewall and Caddy's published
  * ports all take from here.
  */
 
@@ -20,14 +20,14 @@ export const DIRECT_MODE_PORTS: readonly PublicPort[] = [
   { port: 443, protocol: "udp", description: "HTTP/3" },
 ];
 
-/** The web ports open to the world in an exposure mode: none with the tunnel. */
+/** The web ports open in an exposure mode: none with the tunnel. */
 export function publicWebPorts(exposure: "tunnel" | "direct"): readonly PublicPort[] {
   return exposure === "direct" ? DIRECT_MODE_PORTS : [];
 }
 
 /**
  * The name every hostname's CNAME points to in `direct` exposure, `<prefix>-origin.<domain>`: its
- * proxied A and AAAA records hold the server's addresses, so public DNS never gives them out.
+ * proxied A record holds the server's IPv4, so public DNS never gives it out.
  * No route may use it.
  */
 export function originHostname(prefix: string, domain: string): string {

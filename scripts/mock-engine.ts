@@ -234,6 +234,36 @@ export const STAND_IN_PERMISSION_GROUPS = [
   "Workers R2 Storage Write",
 ].map((name) => ({ id: standInHex(name, 16), name, scopes: ["com.cloudflare.edge.r2.bucket"] }));
 
+/** What getIpRanges answers under mocks: the proxy ranges Cloudflare publishes (https://www.cloudflare.com/ips/), in its order. */
+export const CLOUDFLARE_IP_RANGES = {
+  ipv4Cidrs: [
+    "173.245.48.0/20",
+    "103.21.244.0/22",
+    "103.22.200.0/22",
+    "103.31.4.0/22",
+    "141.101.64.0/18",
+    "108.162.192.0/18",
+    "190.93.240.0/20",
+    "188.114.96.0/20",
+    "197.234.240.0/22",
+    "198.41.128.0/17",
+    "162.158.0.0/15",
+    "104.16.0.0/13",
+    "104.24.0.0/14",
+    "172.64.0.0/13",
+    "131.0.72.0/22",
+  ],
+  ipv6Cidrs: [
+    "2400:cb00::/32",
+    "2606:4700::/32",
+    "2803:f800::/32",
+    "2405:b500::/32",
+    "2405:8100::/32",
+    "2a06:98c0::/29",
+    "2c0f:f248::/32",
+  ],
+};
+
 /**
  * What the provider functions (invokes) return: by default their inputs echoed; the zone lookup,
  * the tunnel token and the permission groups get stand-in results the program reads.
@@ -247,6 +277,8 @@ function standInCall(token: string, inputs: Record<string, unknown>): Record<str
     }
     case "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken":
       return { ...inputs, token: pulumi.secret(standInTunnelToken(String(inputs.tunnelId))) };
+    case "cloudflare:index/getIpRanges:getIpRanges":
+      return { ...inputs, ...CLOUDFLARE_IP_RANGES };
     case "cloudflare:index/getAccountApiTokenPermissionGroupsList:getAccountApiTokenPermissionGroupsList":
       return { ...inputs, results: STAND_IN_PERMISSION_GROUPS };
     default:

@@ -2,7 +2,7 @@
  * What the config's tier and exposure mode change in the graph. Each case runs the program again.
  */
 import { describe, expect, it } from "vitest";
-import { runProgram } from "../../scripts/mock-engine";
+import { CLOUDFLARE_IP_RANGES, runProgram } from "../../scripts/mock-engine";
 import { planChange } from "../lifecycle/engine";
 import { withChanges } from "../support/fixtures";
 import { only, openPorts, T } from "../support/graph";
@@ -13,14 +13,16 @@ describe("the exposure mode", () => {
     expect(openPorts(only(run.resources, T.firewall)).sort()).toEqual(["icmp", "tcp/22"]);
   });
 
-  it("direct opens 80 and 443 (and HTTP/3) from anywhere as well", async () => {
+  it("direct opens 80 and 443 (and HTTP/3) to Cloudflare's published IPv4 ranges alone, sorted", async () => {
     const run = await runProgram("staging", withChanges("staging", { exposure: "direct" }));
     const firewall = only(run.resources, T.firewall);
     expect(openPorts(firewall).sort()).toEqual(["icmp", "tcp/22", "tcp/443", "tcp/80", "udp/443"]);
     const web = (firewall.inputs.rules as { port?: string; sourceIps: string[] }[]).filter(
       (r) => r.port !== "22" && r.port,
     );
-    for (const rule of web) expect(rule.sourceIps).toEqual(["0.0.0.0/0", "::/0"]);
+    expect(web).toHaveLength(3);
+    for (const rule of web) expect(rule.sourceIps).toEqual([...CLOUDFLARE_IP_RANGES.ipv4Cidrs].sort());
+    for (const rule of web) expect(rule.sourceIps).not.toContain("0.0.0.0/0");
   });
 
   it("direct opens 80 and 443 in the host firewall of the user data too", async () => {
