@@ -19,6 +19,7 @@ const server = new Server(config.prefix, {
   image: config.image,
   adminSshKeys: config.adminSshKeys,
   sshAllowedCidrs: config.sshAllowedCidrs,
+  sshThroughTunnel: config.sshThroughTunnel,
   volumeSizeGb: config.volumeSizeGb,
   hetznerBackups: config.hetznerBackups,
   exposure: config.exposure,
@@ -37,6 +38,7 @@ const edge = new Edge(config.prefix, {
   routesInMatchOrder: config.routesInMatchOrder,
   exposure: config.exposure,
   manageZoneSettings: config.manageZoneSettings,
+  sshThroughTunnel: config.sshThroughTunnel,
   ipv4: server.ipv4,
 });
 
@@ -67,6 +69,7 @@ new HostConfig(`${config.prefix}-host`, {
   autoRebootTime: config.autoRebootTime,
   adminSshKeys: config.adminSshKeys,
   sshAllowedCidrs: config.sshAllowedCidrs,
+  sshThroughTunnel: config.sshThroughTunnel,
   dataVolume: { device: server.volumeDevice, sizeGb: config.volumeSizeGb, resource: server.volume },
   swapMb: config.tier.swapMb,
   serverIdentity: appStack.serverIdentity,
@@ -109,6 +112,14 @@ export const deployPrivateKey = pulumi.secret(server.deployPrivateKey);
 export const routeUrls = edge.routeUrls;
 /** The tunnel's UUID; absent in direct mode. */
 export const tunnelId = edge.tunnelId;
+/**
+ * SSH through the tunnel (sshThroughTunnel): the name CI's `cloudflared access tcp` dials, and the
+ * deploy service token it authenticates with (give both to the deploy workflow's environment:
+ * docs/going-live.md). Absent otherwise.
+ */
+export const sshHostname = edge.ssh?.hostname;
+export const deployServiceTokenId = edge.ssh?.clientId;
+export const deployServiceTokenSecret = edge.ssh?.clientSecret;
 export const uploadsBucket = storage.uploadsBucketName;
 export const backupsBucket = storage.backupsBucketName;
 export const s3Endpoint = storage.s3Endpoint;

@@ -35,6 +35,11 @@ export interface CloudInitInput {
   readonly autoRebootTime: string;
   /** The admins' networks (the Hetzner firewall's SSH sources): fail2ban never bans them. */
   readonly sshAllowedCidrs: readonly string[];
+  /**
+   * SSH also comes through the tunnel: cloudflared's container connects to sshd, so its address
+   * (in Docker's pools) must never be banned, or one bad login would cut CI off for everyone.
+   */
+  readonly sshThroughTunnel?: boolean;
 }
 
 const FILES_DIR = join(__dirname, "files");
@@ -160,7 +165,16 @@ export function swapResizeCommand(swapMb: number): string {
 }
 
 /** What the host files are rendered from. */
-export type HostFilesInput = Pick<CloudInitInput, "exposure" | "autoRebootTime" | "sshAllowedCidrs">;
+export type HostFilesInput = Pick<
+  CloudInitInput,
+  "exposure" | "autoRebootTime" | "sshAllowedCidrs" | "sshThroughTunnel"
+>;
+
+/**
+ * Docker's default address pools (172.17-31.x.x/16, then 192.168.x.x/20): where cloudflared's
+ * container connects to sshd from. Only the tunnel, behind Access, comes from there.
+ */
+export const DOCKER_ADDRESS_POOLS = ["172.16.0.0/12", "192.168.0.0/16"] as const;
 
 /**
  * fail2ban's `ignoreip`: localhost and the admins' networks, so that a colleague's mistyped key
@@ -168,7 +182,7 @@ export type HostFilesInput = Pick<CloudInitInput, "exposure" | "autoRebootTime" 
  * (IPv6), or wider, is not an admin network but the Internet: it stays bannable, so SSH open to
  * the world (0.0.0.0/0) keeps its protection.
  */
-export function fail2banIgnoreIp(sshAllowedCidrs: readonly string[]): string {
+export function fail2banIgnoreIp(sshAllowedCidrs: readonly string[], sshThroughTunnel = false): string {
   const adminNetworks = sshAllowedCidrs.filter((cidr) => {
     const [address, bits] = ipaddr.parseCIDR(cidr);
     return bits > (address.kind() === "ipv4" ? 8 : 32);
@@ -177,7 +191,16 @@ export function fail2banIgnoreIp(sshAllowedCidrs: readonly string[]): string {
     "# Installed by cloud-init and kept in step by the host configuration: networks fail2ban never bans.\n";
   return (
     header +
-    ini.stringify({ DEFAULT: { ignoreip: ["127.0.0.1/8", "::1", ...adminNetworks].join(" ") } }, { whitespace: true })
+    ini.stringify(
+      {
+        DEFAULT: {
+          ignoreip: ["127.0.0.1/8", "::1", ...adminNetworks, ...(sshThroughTunnel ? DOCKER_ADDRESS_POOLS : [])].join(
+            " ",
+          ),
+        },
+      },
+      { whitespace: true },
+    )
   );
 }
 
@@ -205,7 +228,7 @@ export function hostFiles(input: HostFilesInput): HostFile[] {
     file("/etc/ssh/sshd_config.d/10-hardening.conf", staticFile("sshd-hardening.conf")),
     file("/etc/sysctl.d/90-hardening.conf", staticFile("sysctl-hardening.conf")),
     file("/etc/fail2ban/jail.d/sshd.local", staticFile("fail2ban-sshd.local")),
-    file("/etc/fail2ban/jail.local", fail2banIgnoreIp(input.sshAllowedCidrs)),
+    file("/etc/fail2ban/jail.local", fail2banIgnoreIp(input.sshAllowedCidrs, input.sshThroughTunnel)),
     file("/etc/ufw/sysctl.conf", staticFile("sysctl-hardening.conf")),
     file("/etc/modprobe.d/webstack-hardening.conf", staticFile("modprobe-hardening.conf")),
     file("/etc/systemd/coredump.conf.d/10-off.conf", staticFile("coredump.conf")),

@@ -10,8 +10,9 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Route } from "../config/server";
-import { originHostname } from "../model/ports";
+import { HOST_SSH_FROM_CONTAINER, originHostname, sshHostname } from "../model/ports";
 import { CADDY_INTERNAL_URL } from "../model/services";
+import { SshAccess } from "./ssh-access";
 
 export interface EdgeArgs {
   /**
@@ -42,6 +43,11 @@ export interface EdgeArgs {
    * @default true
    */
   manageZoneSettings: boolean;
+  /**
+   * SSH through the tunnel too, behind Access (`SshAccess`); tunnel mode only.
+   * @default false
+   */
+  sshThroughTunnel?: boolean;
   /** The server's primary IPv4 address (direct mode). */
   ipv4?: pulumi.Input<string>;
   /**
@@ -62,11 +68,17 @@ export class Edge extends pulumi.ComponentResource {
   readonly routeUrls: string[];
   /** The DNS records: a CNAME per hostname, and in direct mode the origin's A. */
   readonly dnsRecords: cloudflare.DnsRecord[];
+  /** SSH through the tunnel: its name and the deploy service token (sshThroughTunnel only). */
+  readonly ssh?: { hostname: string; clientId: pulumi.Output<string>; clientSecret: pulumi.Output<string> };
 
   constructor(name: string, args: EdgeArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:edge:Edge", name, {}, opts);
     const parent = { parent: this };
     const { hostnames } = args;
+    if (args.sshThroughTunnel && args.exposure !== "tunnel") {
+      throw new Error("Edge: SSH through the tunnel needs tunnel exposure");
+    }
+    const sshName = args.sshThroughTunnel ? sshHostname(args.prefix, args.domain) : undefined;
 
     const zoneId = lookupZone();
     const tunnel = args.exposure === "tunnel" ? createTunnel() : undefined;
@@ -77,6 +89,14 @@ export class Edge extends pulumi.ComponentResource {
     const target = tunnel ? pulumi.interpolate`${tunnel.id}.cfargotunnel.com` : originName;
     this.dnsRecords = [...origin, ...hostnameRecords(target, origin)];
     if (args.manageZoneSettings) createZoneSettings();
+    if (tunnel && sshName) {
+      const access = new SshAccess(
+        `${name}-ssh`,
+        { prefix: args.prefix, accountId: args.accountId, zoneId, hostname: sshName, tunnelId: tunnel.id },
+        parent,
+      );
+      this.ssh = { hostname: sshName, clientId: access.clientId, clientSecret: access.clientSecret };
+    }
 
     this.zoneId = zoneId;
     this.tunnelId = tunnel?.id;
@@ -117,7 +137,9 @@ export class Edge extends pulumi.ComponentResource {
           accountId: args.accountId,
           tunnelId: created.id,
           source: "cloudflare",
-          config: { ingresses: tunnelIngressRules(args.routesInMatchOrder, args.originUrl ?? CADDY_INTERNAL_URL) },
+          config: {
+            ingresses: tunnelIngressRules(args.routesInMatchOrder, args.originUrl ?? CADDY_INTERNAL_URL, sshName),
+          },
         },
         parent,
       );
@@ -204,15 +226,21 @@ export const CATCH_ALL_SERVICE = "http_status:404";
 /**
  * The tunnel's ingress rules: one per route, all to the origin, then the catch-all. cloudflared
  * takes the first rule that matches, so the routes come in match order (the resolved config's
- * `routesInMatchOrder`: on each hostname the longer path prefixes first).
+ * `routesInMatchOrder`: on each hostname the longer path prefixes first). With `sshName`, that
+ * name goes to the host's sshd first (no route may use it: config validation).
  */
-export function tunnelIngressRules(routesInMatchOrder: readonly Route[], originUrl: string): IngressRule[] {
+export function tunnelIngressRules(
+  routesInMatchOrder: readonly Route[],
+  originUrl: string,
+  sshName?: string,
+): IngressRule[] {
+  const ssh: IngressRule[] = sshName ? [{ hostname: sshName, service: HOST_SSH_FROM_CONTAINER }] : [];
   const rules: IngressRule[] = routesInMatchOrder.map((route) => ({
     hostname: route.hostname,
     ...(route.path === undefined ? {} : { path: pathPrefixRegex(route.path) }),
     service: originUrl,
   }));
-  return [...rules, { service: CATCH_ALL_SERVICE }];
+  return [...ssh, ...rules, { service: CATCH_ALL_SERVICE }];
 }
 
 /**

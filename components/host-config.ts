@@ -36,6 +36,8 @@ export interface HostConfigArgs {
   exposure: HostFilesInput["exposure"];
   autoRebootTime: string;
   sshAllowedCidrs: readonly string[];
+  /** SSH comes through the tunnel too (fail2ban never bans cloudflared's container). */
+  sshThroughTunnel: boolean;
   /** OpenSSH public keys of the admins (`admin`'s authorized_keys). */
   adminSshKeys: readonly string[];
   /**
@@ -73,6 +75,7 @@ export class HostConfig extends pulumi.ComponentResource {
       exposure: args.exposure,
       autoRebootTime: args.autoRebootTime,
       sshAllowedCidrs: args.sshAllowedCidrs,
+      sshThroughTunnel: args.sshThroughTunnel,
     });
     const files = [
       ...rendered.map((f) => ({ path: f.path, mode: f.permissions, content: f.content, check: f.check })),

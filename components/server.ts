@@ -39,6 +39,8 @@ export interface ServerArgs {
    * @example ["203.0.113.0/24", "2001:db8::/48"]
    */
   sshAllowedCidrs: readonly string[];
+  /** SSH comes through the tunnel too (`sshThroughTunnel`): cloud-init's fail2ban knows it. */
+  sshThroughTunnel: boolean;
   /**
    * Size of the data volume in GB.
    * @default 20
@@ -208,6 +210,7 @@ export class Server extends pulumi.ComponentResource {
             volumeDevice,
             autoRebootTime: args.autoRebootTime,
             sshAllowedCidrs: args.sshAllowedCidrs,
+            sshThroughTunnel: args.sshThroughTunnel,
           }),
         );
       return new hcloud.Server(
@@ -264,14 +267,21 @@ export function firewallRules(
   if (publicWebPorts.length > 0 && webSourceIps.length === 0) {
     throw new Error("firewallRules: the web ports need the networks they are open to (Cloudflare's ranges)");
   }
+  // No admin network (sshThroughTunnel): no SSH rule at all, port 22 closed to the Internet.
+  const ssh: FirewallRuleSpec[] =
+    sshAllowedCidrs.length === 0
+      ? []
+      : [
+          {
+            direction: "in",
+            protocol: "tcp",
+            port: String(SSH_PORT),
+            sourceIps: [...sshAllowedCidrs],
+            description: "SSH from admin networks",
+          },
+        ];
   const rules: FirewallRuleSpec[] = [
-    {
-      direction: "in",
-      protocol: "tcp",
-      port: String(SSH_PORT),
-      sourceIps: [...sshAllowedCidrs],
-      description: "SSH from admin networks",
-    },
+    ...ssh,
     { direction: "in", protocol: "icmp", sourceIps: ANYWHERE, description: "ICMP (ping, path MTU discovery)" },
   ];
   for (const { port, protocol, description } of publicWebPorts) {

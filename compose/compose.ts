@@ -37,6 +37,8 @@ export interface ComposeInput {
   /** Compose project name (the app name). */
   readonly project: string;
   readonly exposure: "tunnel" | "direct";
+  /** cloudflared also carries SSH to the host's sshd (`sshThroughTunnel`). */
+  readonly sshThroughTunnel?: boolean;
   readonly services: readonly AppService[];
   readonly migration?: { readonly service: string; readonly command: readonly string[] };
   readonly uploads?: { readonly services: readonly string[]; readonly mountPath: string };
@@ -106,6 +108,8 @@ export function renderCompose(input: ComposeInput): string {
       },
       depends_on: { [CADDY_SERVICE]: healthy },
       networks: ["edge"],
+      // SSH through the tunnel: the host's sshd, at the gateway of Docker's default bridge.
+      ...(input.sshThroughTunnel ? { extra_hosts: ["host.docker.internal:host-gateway"] } : {}),
       read_only: true,
       cap_drop: ["ALL"],
       security_opt: NO_NEW_PRIVILEGES,

@@ -19,6 +19,7 @@ export type AppStackConfig = Pick<
   StackConfig,
   | "appName"
   | "exposure"
+  | "sshThroughTunnel"
   | "hostnames"
   | "routesInMatchOrder"
   | "memory"
@@ -56,6 +57,7 @@ export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_
   const compose = renderCompose({
     project: config.appName,
     exposure: config.exposure,
+    sshThroughTunnel: config.sshThroughTunnel,
     services: config.services,
     migration: config.migration,
     uploads: config.uploads,

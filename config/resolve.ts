@@ -4,7 +4,7 @@
  * before any resource is registered, with every problem of the config in one message that names
  * the key, the bad value and what is allowed.
  */
-import { originHostname, type PublicPort, publicWebPorts } from "../model/ports";
+import { originHostname, type PublicPort, publicWebPorts, sshHostname } from "../model/ports";
 import { type CostEstimate, estimateMonthlyCost } from "../model/pricing";
 import type { Tier } from "../model/tiers";
 import { TIERS } from "../model/tiers";
@@ -118,19 +118,20 @@ function decode(text: string): unknown {
   return text;
 }
 
-/** A route on the origin name of direct exposure (it depends on the stack's name, so it is checked here). */
+/**
+ * A route on a name the program gives the server's own records: direct exposure's origin name,
+ * or SSH's name through the tunnel (they depend on the stack's name, so they are checked here).
+ */
 function originNameProblems(stack: string, raw: Record<string, unknown>): Problem[] {
   const { appName, domain, routes } = raw;
   if (typeof appName !== "string" || typeof domain !== "string" || !Array.isArray(routes)) return [];
-  const origin = originHostname(`${appName}-${stack}`, domain);
-  return routes.flatMap((route, i) =>
-    (route as { hostname?: unknown } | null)?.hostname === origin
-      ? [
-          {
-            path: ["routes", i, "hostname"],
-            message: "is the name direct exposure gives the server's own records; use another hostname",
-          },
-        ]
-      : [],
-  );
+  const reserved = new Map([
+    [originHostname(`${appName}-${stack}`, domain), "is the name direct exposure gives the server's own records"],
+    [sshHostname(`${appName}-${stack}`, domain), "is the name SSH answers on through the tunnel (sshThroughTunnel)"],
+  ]);
+  return routes.flatMap((route, i) => {
+    const hostname = (route as { hostname?: unknown } | null)?.hostname;
+    const why = typeof hostname === "string" ? reserved.get(hostname) : undefined;
+    return why ? [{ path: ["routes", i, "hostname"], message: `${why}; use another hostname` }] : [];
+  });
 }

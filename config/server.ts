@@ -89,8 +89,19 @@ export const serverConfigFields = {
   image: z.literal("debian-13", { message: 'must be "debian-13" (the hardening targets it)' }).default("debian-13"),
   /** OpenSSH public keys of the admins (ssh-ed25519, ecdsa, or ssh-rsa of 3072+ bits). */
   adminSshKeys: z.array(sshKeySchema).min(1, { message: "must list at least one public key" }),
-  /** Networks (CIDR) allowed to reach SSH through the Hetzner firewall. */
-  sshAllowedCidrs: z.array(cidrSchema).min(1, { message: "must list at least one network" }),
+  /**
+   * Networks (CIDR) allowed to reach SSH through the Hetzner firewall. May be empty only with
+   * `sshThroughTunnel`: then port 22 is closed at the Hetzner firewall entirely.
+   */
+  sshAllowedCidrs: z.array(cidrSchema),
+  /**
+   * SSH through the stack's own Cloudflare Tunnel as well: `<app>-<stack>-ssh.<domain>` behind a
+   * Cloudflare Access application that admits only the stack's deploy service token, so CI (whose
+   * addresses are nobody's admin network) reaches the server without port 22 open to it
+   * (`scripts/ssh-through-tunnel.sh`). Tunnel exposure only.
+   * @default false
+   */
+  sshThroughTunnel: z.boolean().default(false),
   /** Size of the Hetzner Volume holding all state, in GB (10 to 10240). */
   volumeSizeGb: z
     .int({ message: "must be a whole number of GB" })
@@ -121,7 +132,10 @@ export const serverConfigDescriptions: Record<keyof typeof serverConfigFields, s
   image: "Hetzner image; the hardening is built and tested for debian-13.",
   adminSshKeys:
     "OpenSSH public keys of the admins (ssh-ed25519, ecdsa, or ssh-rsa of 3072+ bits); they log in as 'admin'.",
-  sshAllowedCidrs: "Networks in CIDR form allowed to reach SSH through the Hetzner firewall.",
+  sshAllowedCidrs:
+    "Networks in CIDR form allowed to reach SSH through the Hetzner firewall; empty only with sshThroughTunnel (port 22 then closed entirely).",
+  sshThroughTunnel:
+    "Also reach SSH through the stack's Cloudflare Tunnel, behind Cloudflare Access with the stack's deploy service token (how CI reaches the server); tunnel exposure only.",
   volumeSizeGb: "Size in GB of the Hetzner Volume that holds all state (10-10240).",
   hetznerBackups: "Hetzner's daily backups of the server disk (+20% of the server price).",
   exposure:
@@ -151,6 +165,24 @@ export const serverCrossChecks: CrossCheck[] = [
       if (seen.has(key)) problems.push({ path: ["routes", i], message: `routes ${key} twice` });
       seen.add(key);
     });
+    return problems;
+  },
+  function sshReachable(raw) {
+    const { sshAllowedCidrs, sshThroughTunnel, exposure } = raw;
+    const problems: Problem[] = [];
+    if (sshThroughTunnel === true && exposure === "direct") {
+      problems.push({
+        path: ["sshThroughTunnel"],
+        message: 'needs exposure "tunnel": with direct exposure the stack has no tunnel to carry SSH',
+      });
+    }
+    if (Array.isArray(sshAllowedCidrs) && sshAllowedCidrs.length === 0 && sshThroughTunnel !== true) {
+      problems.push({
+        path: ["sshAllowedCidrs"],
+        message:
+          "must list at least one network (or set sshThroughTunnel: true, which reaches SSH through the tunnel and closes port 22 at the Hetzner firewall)",
+      });
+    }
     return problems;
   },
   function labelsNotReserved(raw) {

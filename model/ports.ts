@@ -33,3 +33,15 @@ export function publicWebPorts(exposure: "tunnel" | "direct"): readonly PublicPo
 export function originHostname(prefix: string, domain: string): string {
   return `${prefix}-origin.${domain}`;
 }
+
+/**
+ * The name SSH answers on through the tunnel with `sshThroughTunnel`, `<prefix>-ssh.<domain>`:
+ * behind a Cloudflare Access application that admits the stack's deploy service token only.
+ * One label below the zone, so Universal SSL covers it. No route may use it.
+ */
+export function sshHostname(prefix: string, domain: string): string {
+  return `${prefix}-ssh.${domain}`;
+}
+
+/** Where cloudflared reaches the host's sshd from its container (compose maps it to the host gateway). */
+export const HOST_SSH_FROM_CONTAINER = `ssh://host.docker.internal:${SSH_PORT}`;

@@ -13,6 +13,7 @@
 #     its port probes publish
 #   - docker-registry (the CNCF distribution) and htpasswd: the private registry the deploy logs
 #     in to and pulls from in tests/stack/registry.test.ts
+#   - OpenSSH's sshd and socat: the server and the tunnel's path in tests/stack/ssh-through-tunnel.test.ts
 set -euo pipefail
 
 cache="${WEBSTACK_CACHE:-/var/cache/webstack}"
@@ -33,7 +34,7 @@ need_pkg() {
   DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy qemu-system-x86 qemu-utils cloud-image-utils apt-cacher-ng busybox-static docker-registry apache2-utils
+need_pkg shellcheck debootstrap ca-certificates docker.io iptables caddy qemu-system-x86 qemu-utils cloud-image-utils apt-cacher-ng busybox-static docker-registry apache2-utils openssh-server socat
 
 # Compose v2 from Debian 13: fetched with a separate APT_CONFIG that lists trixie, so this
 # machine's own sources stay as they are; unpacked, not installed (its Depends name trixie's

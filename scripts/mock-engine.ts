@@ -204,6 +204,12 @@ function standInOutputs(
       };
     case "cloudflare:index/accountToken:AccountToken":
       return { value: pulumi.secret(`stand-in-api-token-${name}`), status: "active" };
+    case "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken":
+      // Cloudflare's shapes: a 32-hex Client ID with ".access", a 64-hex Client Secret.
+      return {
+        clientId: `${standInHex(`client id ${name}${again}`, 16)}.access`,
+        clientSecret: pulumi.secret(standInHex(`client secret ${name}${again}`, 32)),
+      };
     default:
       return {};
   }

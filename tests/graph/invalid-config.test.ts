@@ -79,6 +79,26 @@ const CASES: Case[] = [
     expect: ["webstack:routes[0].hostname", '"shop-prod-origin.example.com"', "direct exposure"],
   },
   {
+    what: "a route on the name SSH answers on through the tunnel",
+    changes: { routes: [{ hostname: "shop-prod-ssh.example.com", service: "web" }] },
+    expect: ["webstack:routes[0].hostname", '"shop-prod-ssh.example.com"', "sshThroughTunnel"],
+  },
+  {
+    what: "no admin network and SSH not through the tunnel (port 22 would be closed to everyone)",
+    changes: { sshAllowedCidrs: [] },
+    expect: ["webstack:sshAllowedCidrs", "at least one network", "sshThroughTunnel: true"],
+  },
+  {
+    what: "SSH through the tunnel with direct exposure, which has no tunnel",
+    changes: { sshThroughTunnel: true, exposure: "direct" },
+    expect: ["webstack:sshThroughTunnel", 'exposure "tunnel"'],
+  },
+  {
+    what: "SSH through the tunnel as a string",
+    changes: { sshThroughTunnel: "yes" },
+    expect: ["webstack:sshThroughTunnel", '"yes"'],
+  },
+  {
     what: "a hostname outside the domain",
     changes: { routes: [{ hostname: "app.example.org", service: "web" }] },
     expect: ["webstack:routes[0].hostname", '"app.example.org"', "example.com"],

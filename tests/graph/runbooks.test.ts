@@ -4,7 +4,14 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { PROJECT_ROOT, type ProgramRun, readStackFile, runProgram } from "../../scripts/mock-engine";
+import {
+  PROJECT_ROOT,
+  type ProgramRun,
+  type RecordedResource,
+  readStackFile,
+  runProgram,
+} from "../../scripts/mock-engine";
+import { withChanges } from "../support/fixtures";
 
 const docs = ["README.md", ...readdirSync(join(PROJECT_ROOT, "docs")).map((f) => `docs/${f}`)].map(
   (f) => [f, readFileSync(join(PROJECT_ROOT, f), "utf8")] as const,
@@ -15,8 +22,12 @@ const scripts = Object.keys(
 const backupFiles = readdirSync(join(PROJECT_ROOT, "backup"));
 
 let run: ProgramRun;
+/** Resources of prod as shipped, and of prod with the options the runbooks explain switched on. */
+let resources: RecordedResource[];
 beforeAll(async () => {
   run = await runProgram("prod", readStackFile("prod"));
+  const withSshThroughTunnel = await runProgram("prod", withChanges("prod", { sshThroughTunnel: true }));
+  resources = [...run.resources, ...withSshThroughTunnel.resources];
 });
 
 describe.each(docs)("%s", (_file, text) => {
@@ -34,9 +45,9 @@ describe.each(docs)("%s", (_file, text) => {
     }
   });
 
-  it("replaces or unprotects only resources the prod plan has", () => {
+  it("replaces or unprotects only resources the prod plan has (with sshThroughTunnel for its token)", () => {
     for (const [, type, name] of text.matchAll(/urn:\[\^ \]\*([A-Za-z:/]*?)::([a-z0-9.-]+)/g)) {
-      const match = run.resources.find(
+      const match = resources.find(
         (r) => r.name === name && (type === "" || r.type.endsWith(type.replace(/^.*?([A-Z]\w+)$/, "$1"))),
       );
       expect(match, `${type}::${name}`).toBeDefined();

@@ -26,6 +26,10 @@ const configs: [string, () => StackConfig][] = [
     `stack ${stack}`,
     () => resolveConfig(stack, stackFileValues(stack)),
   ]),
+  [
+    "stack prod with SSH through the tunnel",
+    () => resolveConfig("prod", { ...stackFileValues("prod"), sshThroughTunnel: true, sshAllowedCidrs: [] }),
+  ],
 ];
 
 describe("rendered stack files under the real validators", () => {
