@@ -33,6 +33,7 @@ import {
   type ServerFile,
   sha256,
 } from "../backup/render";
+import { DEFAULT_IMAGES } from "../model/default-images";
 import { appDir, DEPLOY_USER } from "../model/server";
 import { POSTGRES_SERVICE } from "../model/services";
 import { filesHash, type ShippedFile, shipFile, shippedFile } from "./ship-file";
@@ -78,7 +79,7 @@ export interface BackupsArgs {
   /**
    * Image of the drill's throwaway PostgreSQL: the app's own PostGIS image, so the drill restores
    * with the same major version.
-   * @default "imresamu/postgis:17-3.5"
+   * @default DEFAULT_IMAGES.postgres
    */
   postgresImage?: string;
   /**
@@ -187,7 +188,7 @@ export class Backups extends pulumi.ComponentResource {
             pingUrl,
             uploadsBucket,
             uploadsDirs: args.uploadsDirs,
-            drillPostgresImage: args.drill ? (args.postgresImage ?? "imresamu/postgis:17-3.5") : undefined,
+            drillPostgresImage: args.drill ? (args.postgresImage ?? DEFAULT_IMAGES.postgres) : undefined,
           }),
         );
       const envFile = { path: BACKUP_PATHS.envFile, mode: "0600", content: pulumi.secret(content) } as const;

@@ -6,6 +6,7 @@
  * with PostGIS comes from `imresamu/postgis` (same layout and entrypoint as the official image).
  */
 import { z } from "zod";
+import { DEFAULT_IMAGES } from "../model/default-images";
 import { STACK_ENV_NAMES } from "../model/env";
 import { RESERVED_SERVICE_NAMES } from "../model/services";
 import { APP_SECRET_NAMESPACE } from "./namespaces";
@@ -147,7 +148,7 @@ export const appConfigFields = {
   postgres: z
     .strictObject({
       /** Multi-arch image (PostgreSQL 17 + PostGIS 3.5 by default). */
-      image: imageSchema.default("imresamu/postgis:17-3.5"),
+      image: imageSchema.default(DEFAULT_IMAGES.postgres),
       /** Database name. @default "app" */
       database: z
         .string()
@@ -161,11 +162,11 @@ export const appConfigFields = {
       /** Override the tier's max_connections. */
       maxConnections: z.int().min(10).max(1000).optional(),
     })
-    .default({ image: "imresamu/postgis:17-3.5", database: "app", user: "app" }),
+    .default({ image: DEFAULT_IMAGES.postgres, database: "app", user: "app" }),
   /** Redis (always with a generated password). */
   redis: z
     .strictObject({
-      image: imageSchema.default("redis:7.4"),
+      image: imageSchema.default(DEFAULT_IMAGES.redis),
       /** Append-only file persistence, for queues (BullMQ) whose jobs must survive a restart. @default false */
       appendOnly: z.boolean().default(false),
       /**
@@ -185,7 +186,7 @@ export const appConfigFields = {
         ])
         .optional(),
     })
-    .default({ image: "redis:7.4", appendOnly: false }),
+    .default({ image: DEFAULT_IMAGES.redis, appendOnly: false }),
   /**
    * Timing of every container's health check (Postgres, Redis, the apps, Caddy, cloudflared).
    * Each value left out keeps the stack's own: every 5 s for Postgres and Redis and 10 s for the
@@ -210,10 +211,10 @@ export const appConfigFields = {
   /** Images of the reverse proxy pair. */
   proxy: z
     .strictObject({
-      caddyImage: imageSchema.default("caddy:2.10-alpine"),
-      cloudflaredImage: imageSchema.default("cloudflare/cloudflared:2025.8.1"),
+      caddyImage: imageSchema.default(DEFAULT_IMAGES.caddy),
+      cloudflaredImage: imageSchema.default(DEFAULT_IMAGES.cloudflared),
     })
-    .default({ caddyImage: "caddy:2.10-alpine", cloudflaredImage: "cloudflare/cloudflared:2025.8.1" }),
+    .default({ caddyImage: DEFAULT_IMAGES.caddy, cloudflaredImage: DEFAULT_IMAGES.cloudflared }),
 };
 
 /** Pulumi.yaml's one-line description of each key (scripts/pulumi-yaml.ts writes them there). */
@@ -225,15 +226,15 @@ export const appConfigDescriptions: Record<keyof typeof appConfigFields, string>
   uploads:
     "Optional uploads directory on the volume, served by Caddy: {path (URL prefix, default /uploads), services (writers), mountPath (default /data/uploads)}.",
   postgres:
-    "Postgres with PostGIS: {image (default imresamu/postgis:17-3.5, multi-arch), database (default app), user (default app), maxConnections (default by tier)}.",
+    `Postgres with PostGIS: {image (default ${DEFAULT_IMAGES.postgres}, multi-arch), database (default app), user (default app), maxConnections (default by tier)}.`,
   redis:
-    "Redis: {image (default redis:7.4), appendOnly (default false), evictionPolicy (default allkeys-lru, noeviction with appendOnly)}.",
+    `Redis: {image (default ${DEFAULT_IMAGES.redis}), appendOnly (default false), evictionPolicy (default allkeys-lru, noeviction with appendOnly)}.`,
   healthChecks:
     "Timing of every container's health check: {intervalSeconds, timeoutSeconds, retries}. Each value left out keeps the stack's own: every 5 s for Postgres and Redis, 10 s for the rest; 5 s timeout; 5 retries.",
   deployWaitSeconds:
     "Seconds a deploy waits for every service to be healthy before it rolls back to the previous release; at least three health check intervals.",
   proxy:
-    "Proxy images: {caddyImage (default caddy:2.10-alpine), cloudflaredImage (default cloudflare/cloudflared:2025.8.1)}.",
+    `Proxy images: {caddyImage (default ${DEFAULT_IMAGES.caddy}), cloudflaredImage (default ${DEFAULT_IMAGES.cloudflared})}.`,
 };
 
 type Loose = Record<string, unknown>;

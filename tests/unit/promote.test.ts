@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
+import { PROJECT_ROOT } from "../../scripts/mock-engine";
 import { planPromotion, promote } from "../../scripts/promote";
 
 const D1 = `sha256:${"1".repeat(64)}`;
@@ -87,5 +88,10 @@ describe("npm run promote -- staging prod", () => {
     expect(readFileSync(join(dir, "Pulumi.prod.yaml"), "utf8")).toBe(prod);
     expect(promote(["staging", "prod"], dir, () => {})).toBe(0);
     expect(promote(["staging", "prod", "--check"], dir, () => {})).toBe(0);
+  });
+
+  it("passes --check on the stack files as shipped (deploy.yml runs it before prod)", () => {
+    const lines: string[] = [];
+    expect(promote(["staging", "prod", "--check"], PROJECT_ROOT, (l) => lines.push(l)), lines.join("\n")).toBe(0);
   });
 });

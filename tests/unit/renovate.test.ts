@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { DEFAULT_IMAGES } from "../../model/default-images";
 import { PROJECT_ROOT } from "../../scripts/mock-engine";
 
 interface RegexManager {
@@ -12,7 +13,7 @@ interface RegexManager {
 }
 const renovate = JSON.parse(readFileSync(join(PROJECT_ROOT, "renovate.json"), "utf8")) as {
   customManagers: RegexManager[];
-  packageRules: { matchFileNames?: string[]; enabled?: boolean }[];
+  packageRules: { matchFileNames?: string[]; enabled?: boolean; pinDigests?: boolean }[];
 };
 const manager = renovate.customManagers[0];
 const patterns = manager.managerFilePatterns.map((p) => new RegExp(p.slice(1, -1)));
@@ -62,5 +63,29 @@ describe("the Renovate image manager", () => {
   it("is disabled for the prod stack file, whose images come from npm run promote", () => {
     const rule = renovate.packageRules.find((r) => r.matchFileNames?.includes("Pulumi.prod.yaml"));
     expect(rule?.enabled).toBe(false);
+  });
+});
+
+describe("the Renovate manager of the default images", () => {
+  const defaults = renovate.customManagers[1];
+  const find = new RegExp(defaults.matchStrings[0], "g");
+  const text = readFileSync(join(PROJECT_ROOT, "model", "default-images.ts"), "utf8");
+
+  it("reads model/default-images.ts and nothing else", () => {
+    const patterns = defaults.managerFilePatterns.map((p) => new RegExp(p.slice(1, -1)));
+    expect(patterns.some((p) => p.test("model/default-images.ts"))).toBe(true);
+    expect(patterns.some((p) => p.test("config/app.ts"))).toBe(false);
+  });
+
+  it("finds every default image, with its tag", () => {
+    const found = [...text.matchAll(find)].map((m) => `${m.groups?.depName}:${m.groups?.currentValue}`);
+    expect(found.sort()).toEqual(Object.values(DEFAULT_IMAGES).map((i) => i.split("@")[0]).sort());
+  });
+
+  it("finds a default already pinned by digest, and pins the others (pinDigests)", () => {
+    const pinned = `  redis: "redis:7.4@${DIGEST}",`;
+    expect([...`\n${pinned}`.matchAll(find)][0].groups?.currentDigest).toBe(DIGEST);
+    const rule = renovate.packageRules.find((r) => r.matchFileNames?.includes("model/default-images.ts"));
+    expect(rule?.pinDigests).toBe(true);
   });
 });

@@ -104,6 +104,13 @@ describe("the workflows", () => {
     }
   });
 
+  it("roll out to prod only the images staging ran (promote --check before prod's pulumi up)", () => {
+    const { prod } = workflow("deploy.yml").jobs;
+    const check = prod.steps.findIndex((s) => s.run === "npm run promote -- staging prod --check");
+    expect(check).toBeGreaterThan(-1);
+    expect(check).toBeLessThan(prod.steps.findIndex((s) => s.with?.command === "up"));
+  });
+
   it("reach the server through the stack's tunnel before every pulumi up", () => {
     for (const [name, job] of jobsOf("deploy.yml")) {
       const up = job.steps.findIndex((s) => s.with?.command === "up");
