@@ -43,7 +43,9 @@ drill_db=""
 work=""
 extra_cleanup() {
   if [ -n "$container" ]; then
-    docker rm -f "$container" >/dev/null 2>&1 || true
+    # -v: the image declares its data directory a VOLUME; without it the restored copy of the
+    # database would stay behind on the disk, unencrypted, a new one every week.
+    docker rm -f -v "$container" >/dev/null 2>&1 || true
   else
     if [ -n "$work" ]; then pg rm -rf "$work" 2>/dev/null || true; fi
     if [ -n "$drill_db" ]; then psql_value postgres "DROP DATABASE IF EXISTS \"$drill_db\"" >/dev/null 2>&1 || true; fi
@@ -135,7 +137,7 @@ main() {
 }
 
 # A PostgreSQL that exists only for this drill: no network, trust auth on its own socket,
-# its data in an anonymous volume that `docker rm -f` removes.
+# its data in an anonymous volume that `docker rm -f -v` removes with it.
 start_container() {
   container="webstack-restore-drill-$1"
   docker run --detach --name "$container" --network none --memory "${DRILL_MEMORY:-1g}" \

@@ -182,6 +182,19 @@ function expectBackupRestores(twin: Twin): void {
   if (life.value("backupDrill") === false) return;
   const drill = twin.sh("systemctl start webstack-restore-drill.service", { timeoutMs: 5 * MINUTE });
   expect(drill.status, twin.sh("journalctl -u webstack-restore-drill --no-pager -n 40").stdout).toBe(0);
+  expectDrillLeftNothing(twin);
+}
+
+/**
+ * The drill's throwaway PostgreSQL is gone with its data: no container, and no volume (its image
+ * declares one) holding an unencrypted copy of the database. The stack binds its own data, so
+ * any unused volume is one the drill left.
+ */
+function expectDrillLeftNothing(twin: Twin): void {
+  const containers = twin.sh("docker ps -aq --filter label=webstack.role=restore-drill", { check: true });
+  expect(containers.stdout.trim(), "drill containers left").toBe("");
+  const volumes = twin.sh("docker volume ls -q --filter dangling=true", { check: true });
+  expect(volumes.stdout.trim(), "volumes left behind").toBe("");
 }
 
 beforeAll(async () => {

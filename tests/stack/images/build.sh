@@ -20,8 +20,9 @@ mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9
 
-# Bump when the package list or a Dockerfile changes, so a stale cache is rebuilt.
-version=4
+# The images' sources, this script included: any change to them is a new version, so a stale
+# cache is rebuilt (a version bumped by hand was forgotten once).
+version="$(cd "$here" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
 images=(local/postgis:17-3.5 local/redis:standin local/caddy:standin local/cloudflared:standin local/app:standin)
 tarball="$cache/images-v$version.tar"
 
