@@ -41,6 +41,22 @@ extra_cleanup() {
   if [ -n "$work" ]; then pg rm -rf "$work" 2>/dev/null || true; fi
 }
 
+# The spool shares the data volume with PostgreSQL: a dump that filled it would stop the database
+# writing. So the dump starts only when the volume has room for it (about the database's size:
+# the uncompressed dump holds the tables' data without their indexes) and a reserve of 5 % of
+# the volume still stays free afterwards; otherwise it fails before writing a byte.
+check_spool_space() {
+  local dir="$1" database_bytes="$2" size_kb avail_kb
+  read -r size_kb avail_kb < <(pg df -Pk "$dir" 2>>"$scratch/pg_dump.log" | awk 'NR == 2 { print $2, $4 }') ||
+    fail "cannot read the free space of $dir: $(log_tail "$scratch/pg_dump.log")"
+  local need_kb=$((database_bytes / 1024 + size_kb / 20))
+  if [ "$avail_kb" -lt "$need_kb" ]; then
+    fail "not enough free space for the dump on $dir: the database takes $(human_bytes "$database_bytes")" \
+      "and $(human_bytes $((size_kb * 1024 / 20))) must stay free; $(human_bytes $((avail_kb * 1024))) is free." \
+      "Grow the data volume (webstack:volumeSizeGb)"
+  fi
+}
+
 main() {
   begin_run
   setup_pg
@@ -66,6 +82,9 @@ main() {
     fail "cannot query PostgreSQL: $(log_tail "$scratch/psql.log")"
   tables="$(psql_value "$PGDATABASE" "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')" 2>>"$scratch/psql.log")" ||
     fail "cannot query PostgreSQL: $(log_tail "$scratch/psql.log")"
+  local database_bytes
+  database_bytes="$(psql_value "$PGDATABASE" "SELECT pg_database_size(current_database())" 2>>"$scratch/psql.log")" ||
+    fail "cannot query PostgreSQL: $(log_tail "$scratch/psql.log")"
   pg_dump_version="$(pg pg_dump --version 2>/dev/null | awk '{print $NF}')"
 
   step="bucket"
@@ -78,6 +97,7 @@ main() {
   step="dump"
   work="${BACKUP_WORK_DIR:-${TMPDIR:-/tmp}/webstack-backup}/backup-$stamp-$$"
   pg mkdir -p "$work" 2>"$scratch/pg_dump.log" || fail "cannot create $work: $(log_tail "$scratch/pg_dump.log")"
+  check_spool_space "$work" "$database_bytes"
   local opts
   mapfile -t opts < <(pg_user_opts)
   # Uncompressed here: zstd compresses the whole stream on the way out (the spool needs room for

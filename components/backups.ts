@@ -33,6 +33,7 @@ import {
   type ServerFile,
   sha256,
 } from "../backup/render";
+import { BACKUP_SPOOL_DIR } from "../model/backups";
 import { DEFAULT_IMAGES } from "../model/default-images";
 import { appDir, DEPLOY_USER } from "../model/server";
 import { POSTGRES_SERVICE } from "../model/services";
@@ -183,8 +184,8 @@ export class Backups extends pulumi.ComponentResource {
             database,
             databaseUser,
             pgExec: `docker compose -f ${composeFile} exec -T ${service}`,
-            // Inside the postgres container: the dump never crosses into the host's filesystem unencrypted.
-            workDir: "/tmp/webstack-backup",
+            // Inside the postgres container, on the data volume beside the database itself.
+            workDir: BACKUP_SPOOL_DIR,
             pingUrl,
             uploadsBucket,
             uploadsDirs: args.uploadsDirs,

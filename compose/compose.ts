@@ -16,6 +16,7 @@ import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import type { AppService } from "../config/app";
 import type { StackMemory } from "../config/memory";
+import { BACKUP_SPOOL_DIR, BACKUP_SPOOL_HOST_DIR } from "../model/backups";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import type { PublicPort } from "../model/ports";
 import {
@@ -164,7 +165,11 @@ function postgresService(input: ComposeInput): ComposeService {
       POSTGRES_DB: pg.database,
       [POSTGRES_PASSWORD_KEY]: required(POSTGRES_PASSWORD_KEY),
     },
-    volumes: [`${input.dataDir}/postgres:/var/lib/postgresql/data`],
+    // The backup job's dump spool on the data volume too (BACKUP_SPOOL_DIR says why).
+    volumes: [
+      `${input.dataDir}/postgres:/var/lib/postgresql/data`,
+      `${input.dataDir}/${BACKUP_SPOOL_HOST_DIR}:${BACKUP_SPOOL_DIR}`,
+    ],
     // The entrypoint starts as root to own the data directory, then runs postgres as `postgres`.
     read_only: true,
     tmpfs: ["/tmp", "/var/run/postgresql"],

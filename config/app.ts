@@ -225,16 +225,13 @@ export const appConfigDescriptions: Record<keyof typeof appConfigFields, string>
     "Optional database migration run before new containers start: {service (whose image and environment it uses), command}.",
   uploads:
     "Optional uploads directory on the volume, served by Caddy: {path (URL prefix, default /uploads), services (writers), mountPath (default /data/uploads)}.",
-  postgres:
-    `Postgres with PostGIS: {image (default ${DEFAULT_IMAGES.postgres}, multi-arch), database (default app), user (default app), maxConnections (default by tier)}.`,
-  redis:
-    `Redis: {image (default ${DEFAULT_IMAGES.redis}), appendOnly (default false), evictionPolicy (default allkeys-lru, noeviction with appendOnly)}.`,
+  postgres: `Postgres with PostGIS: {image (default ${DEFAULT_IMAGES.postgres}, multi-arch), database (default app), user (default app), maxConnections (default by tier)}.`,
+  redis: `Redis: {image (default ${DEFAULT_IMAGES.redis}), appendOnly (default false), evictionPolicy (default allkeys-lru, noeviction with appendOnly)}.`,
   healthChecks:
     "Timing of every container's health check: {intervalSeconds, timeoutSeconds, retries}. Each value left out keeps the stack's own: every 5 s for Postgres and Redis, 10 s for the rest; 5 s timeout; 5 retries.",
   deployWaitSeconds:
     "Seconds a deploy waits for every service to be healthy before it rolls back to the previous release; at least three health check intervals.",
-  proxy:
-    `Proxy images: {caddyImage (default ${DEFAULT_IMAGES.caddy}), cloudflaredImage (default ${DEFAULT_IMAGES.cloudflared})}.`,
+  proxy: `Proxy images: {caddyImage (default ${DEFAULT_IMAGES.caddy}), cloudflaredImage (default ${DEFAULT_IMAGES.cloudflared})}.`,
 };
 
 type Loose = Record<string, unknown>;

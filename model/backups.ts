@@ -8,3 +8,13 @@ export const BACKUP_RETENTION = [
   { prefix: "weekly/", keepDays: 35 },
   { prefix: "monthly/", keepDays: 365 },
 ] as const;
+
+/**
+ * Where the backup job spools the uncompressed dump, inside the Postgres container: a bind mount
+ * of `BACKUP_SPOOL_HOST_DIR` on the data volume. Not the container's /tmp, a tmpfs that counts
+ * against the container's memory limit: a database near that limit would fill it (ENOSPC) or get
+ * Postgres itself killed for memory.
+ */
+export const BACKUP_SPOOL_DIR = "/var/lib/webstack-backup";
+/** The spool's directory on the data volume, relative to the data directory (`/srv/data`). */
+export const BACKUP_SPOOL_HOST_DIR = "backup-spool";

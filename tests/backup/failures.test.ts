@@ -3,7 +3,7 @@
  * the failure ping, and leaves latest.json pointing at the last good backup.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -112,13 +112,18 @@ describe("a backup that fails", () => {
     }
   });
 
-  it("exits 1 when the spool disk is full", async () => {
+  it("exits 1 before dumping a byte when the spool has no room for the database and its reserve", async () => {
     const spool = join(dir, "spool");
     execFileSync("mkdir", ["-p", spool]);
-    execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", spool]);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", spool]);
     try {
       const { result, sent } = await failingBackup({ BACKUP_WORK_DIR: spool });
-      expectCleanFailure(result, sent, /^webstack-backup: FAILED at dump: pg_dump failed: .*No space left on device/);
+      expectCleanFailure(
+        result,
+        sent,
+        /^webstack-backup: FAILED at dump: not enough free space for the dump on .*\/spool\/backup-[^:]+: the database takes \d[\d.]*[KMG]?i?B and \d[\d.]*[KMG]?i?B must stay free; \d[\d.]*[KMG]?i?B is free\. Grow the data volume \(webstack:volumeSizeGb\)$/,
+      );
+      expect(readdirSync(spool), "spool left empty").toEqual([]);
     } finally {
       execFileSync("umount", [spool]);
     }

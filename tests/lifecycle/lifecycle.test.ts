@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostFiles } from "../../cloud-init/render";
 import { serverReadyCommand } from "../../components/app-stack";
 import { writeFileCommand } from "../../components/ship-file";
+import { BACKUP_SPOOL_DIR, BACKUP_SPOOL_HOST_DIR } from "../../model/backups";
+import { DATA_DIR } from "../../model/server";
 import { type ProgramRun, type RecordedResource, readConfigFile } from "../../scripts/mock-engine";
 import { shippedFiles } from "../../scripts/plan";
 import { bucketEnv, type S3, startS3 } from "../backup/harness";
@@ -179,6 +181,17 @@ function expectConverged(update: Update, twin: Twin): void {
 function expectBackupRestores(twin: Twin): void {
   const backup = twin.sh("systemctl start webstack-backup.service", { timeoutMs: 5 * MINUTE });
   expect(backup.status, twin.sh("journalctl -u webstack-backup --no-pager -n 40").stdout).toBe(0);
+  // The dump is spooled on the data volume, not in the container's memory-backed /tmp, and is gone.
+  const mounts = twin.sh(
+    "docker inspect --format '{{range .Mounts}}{{.Source}}:{{.Destination}} {{end}}' $(docker ps -q --filter label=com.docker.compose.service=postgres)",
+    { check: true },
+  );
+  expect(mounts.stdout).toContain(`${DATA_DIR}/${BACKUP_SPOOL_HOST_DIR}:${BACKUP_SPOOL_DIR} `);
+  expect(twin.sh("cat /etc/webstack/backup/backup.env", { check: true }).stdout).toMatch(
+    new RegExp(`^BACKUP_WORK_DIR="${BACKUP_SPOOL_DIR}"$`, "m"),
+  );
+  const spool = twin.sh(`ls -A ${DATA_DIR}/${BACKUP_SPOOL_HOST_DIR}`, { check: true });
+  expect(spool.stdout.trim(), "the dump spool after a backup").toBe("");
   if (life.value("backupDrill") === false) return;
   const drill = twin.sh("systemctl start webstack-restore-drill.service", { timeoutMs: 5 * MINUTE });
   expect(drill.status, twin.sh("journalctl -u webstack-restore-drill --no-pager -n 40").stdout).toBe(0);

@@ -92,6 +92,9 @@ describe("npm run promote -- staging prod", () => {
 
   it("passes --check on the stack files as shipped (deploy.yml runs it before prod)", () => {
     const lines: string[] = [];
-    expect(promote(["staging", "prod", "--check"], PROJECT_ROOT, (l) => lines.push(l)), lines.join("\n")).toBe(0);
+    expect(
+      promote(["staging", "prod", "--check"], PROJECT_ROOT, (l) => lines.push(l)),
+      lines.join("\n"),
+    ).toBe(0);
   });
 });

@@ -79,7 +79,11 @@ describe("the Renovate manager of the default images", () => {
 
   it("finds every default image, with its tag", () => {
     const found = [...text.matchAll(find)].map((m) => `${m.groups?.depName}:${m.groups?.currentValue}`);
-    expect(found.sort()).toEqual(Object.values(DEFAULT_IMAGES).map((i) => i.split("@")[0]).sort());
+    expect(found.sort()).toEqual(
+      Object.values(DEFAULT_IMAGES)
+        .map((i) => i.split("@")[0])
+        .sort(),
+    );
   });
 
   it("finds a default already pinned by digest, and pins the others (pinDigests)", () => {
