@@ -3,6 +3,8 @@
  * unusable, or undefined when it is fine, and `checked` turns one into a zod schema. The schema
  * areas use them; the tests call them directly.
  */
+// age's own TypeScript implementation (by age's author): it parses a recipient as age does.
+import { Encrypter } from "age-encryption";
 import * as ipaddr from "ipaddr.js";
 import * as sshpk from "sshpk";
 import { z } from "zod";
@@ -85,6 +87,33 @@ export function ageRecipientProblem(value: string): string | undefined {
     return `is an age PRIVATE key; give its public key (age-keygen -y FILE) instead, and keep the private key off the server (${allowed})`;
   }
   if (/PRIVATE KEY/.test(value)) return `is a private key; ${allowed}`;
-  if (AGE_RECIPIENT.test(value) || SSH_RECIPIENT.test(value)) return undefined;
+  if (value.startsWith("age1pq")) {
+    return `is a post-quantum age recipient, which the server's age (Debian 13's) cannot encrypt to; ${allowed}`;
+  }
+  if (value.startsWith("age1")) return x25519RecipientProblem(value, allowed);
+  if (SSH_RECIPIENT.test(value)) return sshRecipientProblem(value, allowed);
   return `is not ${allowed}`;
+}
+
+/** An `age1…` key judged by age's own parser: the bech32 checksum catches a mistyped character. */
+function x25519RecipientProblem(value: string, allowed: string): string | undefined {
+  try {
+    new Encrypter().addRecipient(value);
+  } catch (err) {
+    const why = /checksum/i.test(String(err)) ? "its checksum is wrong (a character mistyped or lost)" : "it does not parse";
+    return `is not a valid age public key: ${why}; ${allowed}`;
+  }
+  // The library also takes recipient kinds the server's age does not (tags, plugins).
+  return AGE_RECIPIENT.test(value) ? undefined : `is not an X25519 age public key; ${allowed}`;
+}
+
+/** An SSH public key line as age reads it: a key that parses, ed25519 or RSA. */
+function sshRecipientProblem(value: string, allowed: string): string | undefined {
+  let key: sshpk.Key;
+  try {
+    key = sshpk.parseKey(value, "ssh");
+  } catch {
+    return `is not a valid SSH public key (its base64 does not hold a key); ${allowed}`;
+  }
+  return key.type === "ed25519" || key.type === "rsa" ? undefined : `is not ${allowed}`;
 }

@@ -99,6 +99,16 @@ const CASES: Case[] = [
     expect: ["webstack:sshThroughTunnel", '"yes"'],
   },
   {
+    what: "a backup recipient with a mistyped character (age would refuse it every night)",
+    changes: { backupRecipients: ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8q"] },
+    expect: ["webstack:backupRecipients[0]", "checksum is wrong", "age-keygen -y"],
+  },
+  {
+    what: "a post-quantum backup recipient the server's age cannot use",
+    changes: { backupRecipients: [`age1pq1${"q".repeat(60)}`] },
+    expect: ["webstack:backupRecipients[0]", "post-quantum"],
+  },
+  {
     what: "a hostname outside the domain",
     changes: { routes: [{ hostname: "app.example.org", service: "web" }] },
     expect: ["webstack:routes[0].hostname", '"app.example.org"', "example.com"],
