@@ -116,8 +116,10 @@ async function main(): Promise<void> {
       const result = await runScript("backup.sh", [], { ...env, BACKUP_WORK_DIR: dir });
       const took = seconds(t);
       const failedAt = /FAILED at (\w+)/.exec(result.stderr)?.[1];
-      const lost = /server closed the connection unexpectedly/.test(result.stderr)
-        ? ": the server closed the connection"
+      const lost = /server closed the connection|terminating connection|crash of another server process/.test(
+        result.stderr,
+      )
+        ? ": its PostgreSQL process went away"
         : "";
       const space = /No space left on device|not enough free space/.test(result.stderr) ? ": no space left" : "";
       const outcome = result.code === 0 ? "ok" : `FAILED at ${failedAt ?? "?"}${lost}${space}`;
