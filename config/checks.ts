@@ -100,7 +100,9 @@ function x25519RecipientProblem(value: string, allowed: string): string | undefi
   try {
     new Encrypter().addRecipient(value);
   } catch (err) {
-    const why = /checksum/i.test(String(err)) ? "its checksum is wrong (a character mistyped or lost)" : "it does not parse";
+    const why = /checksum/i.test(String(err))
+      ? "its checksum is wrong (a character mistyped or lost)"
+      : "it does not parse";
     return `is not a valid age public key: ${why}; ${allowed}`;
   }
   // The library also takes recipient kinds the server's age does not (tags, plugins).
