@@ -12,6 +12,15 @@ import type { AppService } from "../config/app";
 import type { Route } from "../config/server";
 import { CADDY_INTERNAL_PORT } from "../model/services";
 
+/**
+ * The Content-Security-Policy of every uploaded file: `sandbox` (no scripts, a unique origin, no
+ * forms or pop-ups) and nothing loaded from anywhere but inline styles and the site's own images.
+ */
+export const UPLOADS_CSP =
+  "default-src 'none'; img-src 'self' data:; media-src 'self'; style-src 'unsafe-inline'; sandbox";
+/** Extensions of files a browser would render as active content: uploads of them are downloaded. */
+export const ACTIVE_UPLOAD_EXTENSIONS = ["html?", "xht(ml)?", "svgz?", "xml", "xsl(t)?", "m?js", "pdf"] as const;
+
 /** Where the Caddy container sees the uploads directory (read-only). */
 export const CADDY_UPLOADS_DIR = "/srv/uploads";
 /** Caddy's admin endpoint inside its container; the health check asks it. */
@@ -56,10 +65,17 @@ export function renderCaddyfile(input: CaddyfileInput): string {
     if (input.uploadsPath) {
       lines.push(
         "",
-        `${TAB}# Uploaded files, straight from the data volume.`,
+        `${TAB}# Uploaded files, straight from the data volume. They are users' content: nothing in them`,
+        `${TAB}# may run as the site. A sandboxing CSP gives a page opened from here no scripts and an`,
+        `${TAB}# origin of its own, and the types a browser would run are downloaded, never shown.`,
         `${TAB}handle_path ${input.uploadsPath}/* {`,
         `${TAB}${TAB}root * ${CADDY_UPLOADS_DIR}`,
-        `${TAB}${TAB}header X-Content-Type-Options nosniff`,
+        `${TAB}${TAB}header {`,
+        `${TAB}${TAB}${TAB}X-Content-Type-Options nosniff`,
+        `${TAB}${TAB}${TAB}Content-Security-Policy "${UPLOADS_CSP}"`,
+        `${TAB}${TAB}}`,
+        `${TAB}${TAB}@active path_regexp (?i)\\.(${ACTIVE_UPLOAD_EXTENSIONS.join("|")})$`,
+        `${TAB}${TAB}header @active Content-Disposition attachment`,
         `${TAB}${TAB}file_server`,
         `${TAB}}`,
       );

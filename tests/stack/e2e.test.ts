@@ -175,6 +175,13 @@ beforeAll(() => {
   }
   chmodSync(root, 0o755);
   writeFileSync(join(dataDir, "uploads/hello.txt"), "uploaded file\n", { mode: 0o644 });
+  // What an attacker would upload: active content that runs as the site if shown inline.
+  writeFileSync(
+    join(dataDir, "uploads/avatar.svg"),
+    '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.cookie)</script></svg>',
+    { mode: 0o644 },
+  );
+  writeFileSync(join(dataDir, "uploads/page.HTML"), "<script>fetch('/api/me')</script>", { mode: 0o644 });
   passwords = { postgres: randomBytes(18).toString("hex"), redis: randomBytes(18).toString("hex") };
   config = resolveConfig("e2e", configFileValues(join(__dirname, "e2e-stack.yaml")));
 
@@ -226,6 +233,25 @@ describe("the rendered stack on a real Docker engine", () => {
     const reply = await http("app.e2e.example", "/uploads/hello.txt");
     expect(reply.status).toBe(200);
     expect(reply.body).toBe("uploaded file\n");
+  });
+
+  it("serves every upload in a sandbox, so an uploaded page or SVG cannot run as the site", async () => {
+    for (const file of ["hello.txt", "avatar.svg", "page.HTML"]) {
+      const { status, headers } = await http("app.e2e.example", `/uploads/${file}`);
+      expect(status, file).toBe(200);
+      expect(headers["content-security-policy"], file).toMatch(/(^|; )sandbox(;|$)/);
+      expect(headers["content-security-policy"], file).toContain("default-src 'none'");
+      expect(headers["x-content-type-options"], file).toBe("nosniff");
+    }
+  });
+
+  it("downloads uploads of the types a browser would run, and shows the others inline", async () => {
+    for (const file of ["avatar.svg", "page.HTML"]) {
+      expect((await http("app.e2e.example", `/uploads/${file}`)).headers["content-disposition"], file).toBe(
+        "attachment",
+      );
+    }
+    expect((await http("app.e2e.example", "/uploads/hello.txt")).headers["content-disposition"]).toBeUndefined();
   });
 
   it("sends the security headers", async () => {
