@@ -10,7 +10,7 @@ import * as cloudflare from "@pulumi/cloudflare";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { Route } from "../config/server";
-import { HOST_SSH_FROM_CONTAINER, originHostname, sshHostname } from "../model/ports";
+import { HOST_SSH_FROM_CONTAINER, HSTS_MAX_AGE_SECONDS, originHostname, sshHostname } from "../model/ports";
 import { CADDY_INTERNAL_URL } from "../model/services";
 import { SshAccess } from "./ssh-access";
 
@@ -279,7 +279,7 @@ export function zoneSettingsFor(exposure: "tunnel" | "direct"): ZoneSettingSpec[
       value: {
         strict_transport_security: {
           enabled: true,
-          max_age: 15552000,
+          max_age: HSTS_MAX_AGE_SECONDS,
           include_subdomains: false,
           preload: false,
           nosniff: true,

@@ -10,6 +10,7 @@
  */
 import type { AppService } from "../config/app";
 import type { Route } from "../config/server";
+import { HSTS_HEADER } from "../model/ports";
 import { CADDY_INTERNAL_PORT } from "../model/services";
 
 /**
@@ -101,7 +102,9 @@ function siteCommon(): string[] {
   return [
     "encode zstd gzip",
     "header {",
-    `${TAB}Strict-Transport-Security "max-age=31536000; includeSubDomains"`,
+    // The same policy as the zone setting (HSTS_HEADER): a stricter one here would bind names
+    // the zone setting deliberately leaves out.
+    `${TAB}Strict-Transport-Security "${HSTS_HEADER}"`,
     `${TAB}X-Content-Type-Options nosniff`,
     `${TAB}X-Frame-Options SAMEORIGIN`,
     `${TAB}Referrer-Policy strict-origin-when-cross-origin`,

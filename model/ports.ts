@@ -45,3 +45,12 @@ export function sshHostname(prefix: string, domain: string): string {
 
 /** Where cloudflared reaches the host's sshd from its container (compose maps it to the host gateway). */
 export const HOST_SSH_FROM_CONTAINER = `ssh://host.docker.internal:${SSH_PORT}`;
+
+/**
+ * HSTS as both the zone setting and Caddy send it: six months, for the names the stack serves
+ * only. No includeSubDomains or preload: those would bind every other name of the zone, for
+ * months, to HTTPS it may not have.
+ */
+export const HSTS_MAX_AGE_SECONDS = 15_552_000;
+/** The Strict-Transport-Security header value that goes with it. */
+export const HSTS_HEADER = `max-age=${HSTS_MAX_AGE_SECONDS}`;

@@ -16,7 +16,7 @@ import {
   standInHex,
   standInTunnelToken,
 } from "../../scripts/mock-engine";
-import { resourcesDocument } from "../../scripts/plan";
+import { artifactsOf, resourcesDocument } from "../../scripts/plan";
 import { stackValues } from "../support/fixtures";
 
 const TUNNEL = "cloudflare:index/zeroTrustTunnelCloudflared:ZeroTrustTunnelCloudflared";
@@ -112,6 +112,16 @@ describe("the prod stack in tunnel mode", () => {
   it("manages HTTPS, TLS 1.2 and HSTS on the zone but leaves its SSL mode alone", () => {
     const settings = ofType("cloudflare:index/zoneSetting:ZoneSetting").map((r) => r.inputs.settingId);
     expect(settings.sort()).toEqual(["always_use_https", "min_tls_version", "security_header"]);
+  });
+
+  it("has Caddy send the HSTS policy the zone setting sets, no stricter (no includeSubDomains)", () => {
+    const header = ofType("cloudflare:index/zoneSetting:ZoneSetting").find(
+      (r) => r.inputs.settingId === "security_header",
+    )?.inputs.value as { strict_transport_security: { max_age: number; include_subdomains: boolean } };
+    const zone = header.strict_transport_security;
+    const caddy = /Strict-Transport-Security "([^"]*)"/.exec(artifactsOf(run).Caddyfile)?.[1];
+    expect(caddy).toBe(`max-age=${zone.max_age}${zone.include_subdomains ? "; includeSubDomains" : ""}`);
+    expect(zone.include_subdomains).toBe(false);
   });
 
   it("creates an uploads and a backups bucket named from app and stack, both protected", () => {
