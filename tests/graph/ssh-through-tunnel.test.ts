@@ -5,17 +5,19 @@
  */
 import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
-import { type ProgramRun, type RecordedResource, revealSecrets, runProgram } from "../../scripts/mock-engine";
+import { type ProgramRun, type RecordedResource, revealSecrets, runProgram, settle } from "../../scripts/mock-engine";
 import { artifactsOf } from "../../scripts/plan";
 import { planChange } from "../lifecycle/engine";
 import { withChanges } from "../support/fixtures";
 import { ofType, only, openPorts, T } from "../support/graph";
 
-const TOKEN = "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken";
-const POLICY = "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy";
-const APP = "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication";
-const TUNNEL_CONFIG = "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig";
-const DNS = "cloudflare:index/dnsRecord:DnsRecord";
+const {
+  accessServiceToken: TOKEN,
+  accessPolicy: POLICY,
+  accessApplication: APP,
+  tunnelConfig: TUNNEL_CONFIG,
+  dnsRecord: DNS,
+} = T;
 const SSH_NAME = "shop-prod-ssh.example.com";
 
 const throughTunnel = (changes: Record<string, unknown> = {}) =>
@@ -78,7 +80,7 @@ describe("SSH through the tunnel", () => {
     expect(run.outputs.deployServiceTokenId).toMatch(/^[0-9a-f]{32}\.access$/);
     expect(run.secretOutputs).toContain("deployServiceTokenSecret");
     expect(run.outputs.deployServiceTokenSecret).toBe("[secret]");
-    const secret = String(revealSecrets(await settleExport(run, "deployServiceTokenSecret")));
+    const secret = String(revealSecrets(await settle(run.exports.deployServiceTokenSecret as never)));
     const visible = JSON.stringify(run.resources.map((r) => r.inputs));
     expect(visible).not.toContain(secret);
   });
@@ -115,8 +117,3 @@ describe("SSH through the tunnel", () => {
     expect(op(only(after.resources, T.server))).toBeUndefined();
   });
 });
-
-async function settleExport(run: ProgramRun, name: string): Promise<unknown> {
-  const { settle } = await import("../../scripts/mock-engine");
-  return settle(run.exports[name] as never);
-}

@@ -11,6 +11,11 @@ export const T = {
   primaryIp: "hcloud:index/primaryIp:PrimaryIp",
   sshKey: "hcloud:index/sshKey:SshKey",
   privateKey: "tls:index/privateKey:PrivateKey",
+  dnsRecord: "cloudflare:index/dnsRecord:DnsRecord",
+  tunnelConfig: "cloudflare:index/zeroTrustTunnelCloudflaredConfig:ZeroTrustTunnelCloudflaredConfig",
+  accessServiceToken: "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken",
+  accessPolicy: "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy",
+  accessApplication: "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication",
 } as const;
 
 export function ofType(resources: RecordedResource[], type: string): RecordedResource[] {
