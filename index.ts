@@ -9,6 +9,7 @@ import { HostConfig } from "./components/host-config";
 import { Server } from "./components/server";
 import { backupCredentialsSource, Storage } from "./components/storage";
 import { loadConfig } from "./config/load";
+import { backedUpDirs } from "./model/backups";
 
 const { config, appSecrets, registryPasswords } = loadConfig();
 
@@ -84,13 +85,12 @@ const backups = new Backups(
     endpoint: storage.s3Endpoint,
     accessKeyId: storage.backupCredentials.accessKeyId,
     secretAccessKey: storage.backupCredentials.secretAccessKey,
-    uploadsBucket: storage.uploadsBucketName,
     recipients: config.backupRecipients,
     schedule: config.backupSchedule,
     drill: config.backupDrill,
     drillSchedule: config.backupDrillSchedule,
     pingUrl: config.backupPingUrl === undefined ? undefined : pulumi.secret(config.backupPingUrl),
-    uploadsDirs: config.backupUploadsDirs,
+    uploadsDirs: backedUpDirs(config),
     database: config.postgres.database,
     databaseUser: config.postgres.user,
     postgresImage: config.postgres.image,

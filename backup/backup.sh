@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# webstack-backup: one consistent, encrypted backup of the app's PostgreSQL database to the
-# backups bucket, then a copy of the local uploads directories to the uploads bucket.
+# webstack-backup: one consistent, encrypted backup of the app's PostgreSQL database and of the
+# uploads directories on the data volume to the backups bucket.
 #
 #   backup.sh            (no arguments; configured by the environment, see below and lib.sh)
 #
@@ -11,6 +11,9 @@
 # the server) → rclone rcat into <tier>/<name>-<stamp>.tar.zst.age, hashing the stream on the way →
 # read the object back and compare size and sha256 → <tier>/<name>-<stamp>.manifest.json → only
 # then move latest.json. The directory format is what lets restore.sh run pg_restore in parallel.
+# The uploads directories, when there are any, go the same way (tar on this host, with their ACLs
+# and numeric owners → zstd → age → <tier>/<name>-<stamp>.uploads.tar.zst.age, read back) before
+# the manifest is written: latest.json only ever points at a backup whose two parts are whole.
 #
 # Environment, besides lib.sh's:
 #   PGDATABASE (required)           the database to back up
@@ -25,9 +28,9 @@
 #   BACKUP_NAME                     object name stem (default: the database name)
 #   BACKUP_ZSTD_LEVEL               zstd level (default 3)
 #   BACKUP_VERIFY                   full (default: read the object back and hash it) | size
-#   BACKUP_UPLOADS_DIRS             local directories to copy to the uploads bucket, ':'-separated
-#   BACKUP_UPLOADS_BUCKET           the uploads bucket (same endpoint and credentials unless
-#                                   BACKUP_UPLOADS_ACCESS_KEY_ID/_SECRET_ACCESS_KEY are set)
+#   BACKUP_UPLOADS_DIRS             directories of this host to back up with the database,
+#                                   ':'-separated absolute paths (the archive holds them relative
+#                                   to /, so a restore puts them back where they were)
 #
 # Exit status: 0 on success, 1 on any failure (with one line saying what failed, and the failure ping).
 set -Eeuo pipefail
@@ -106,7 +109,7 @@ main() {
     --file="$work/dump" 2>>"$scratch/pg_dump.log" || fail "pg_dump failed: $(log_tail "$scratch/pg_dump.log")"
 
   step="upload"
-  upload_encrypted "$key" "$recipients"
+  upload_encrypted "$key" "$recipients" 0 pg tar -C "$work" -cf - dump
   local sha size
   sha="$(cat "$scratch/sha")"
   size="$(cat "$scratch/size")"
@@ -115,6 +118,14 @@ main() {
 
   step="verify"
   verify_object "$key" "$sha" "$size"
+
+  local uploads_json=null uploads_note=""
+  if [ -n "${BACKUP_UPLOADS_DIRS:-}" ]; then
+    step="uploads"
+    backup_uploads "$prefix$name-$stamp$UPLOADS_SUFFIX" "$recipients" >"$scratch/uploads.json"
+    uploads_json="$(cat "$scratch/uploads.json")"
+    uploads_note=", uploads: $(jq -r .files <<<"$uploads_json") files in $(human_bytes "$(jq -r .sizeBytes <<<"$uploads_json")")"
+  fi
 
   step="manifest"
   local finished duration
@@ -125,12 +136,12 @@ main() {
     --arg database "$PGDATABASE" --arg postgres "$server_version" --arg postgis "$postgis_version" \
     --arg pgDump "$pg_dump_version" --arg sha256 "$sha" --argjson size "$size" \
     --argjson duration "$duration" --argjson tables "$tables" --argjson drill "$drill" \
-    --arg host "$(hostname)" '{
+    --argjson uploads "$uploads_json" --arg host "$(hostname)" '{
       key: $key, tier: $tier, created: $created, host: $host, database: $database,
       postgresVersion: $postgres, postgisVersion: (if $postgis == "" then null else $postgis end),
       pgDumpVersion: $pgDump, format: "pg_dump directory format (uncompressed) in tar, zstd, age",
       tables: $tables, sizeBytes: $size, sha256: $sha256, durationSeconds: $duration,
-      drillRecipient: $drill
+      drillRecipient: $drill, uploads: $uploads
     }' >"$scratch/manifest.json"
   rcl "$scratch/rclone-manifest.log" rcat "$remote/$manifest_key" <"$scratch/manifest.json" ||
     fail "cannot upload the manifest: $(log_tail "$scratch/rclone-manifest.log")"
@@ -138,13 +149,6 @@ main() {
   step="pointer"
   rcl "$scratch/rclone-manifest.log" rcat "$remote/$LATEST_OBJECT" <"$scratch/manifest.json" ||
     fail "cannot move $LATEST_OBJECT: $(log_tail "$scratch/rclone-manifest.log")"
-
-  step="uploads"
-  local uploads_note=""
-  if [ -n "${BACKUP_UPLOADS_DIRS:-}" ]; then
-    copy_uploads
-    uploads_note=", uploads copied"
-  fi
 
   local line
   line="$program: ok: $key $(human_bytes "$size") sha256=${sha:0:16} in ${duration}s (PostgreSQL $server_version${postgis_version:+, PostGIS $postgis_version}, $tables tables$uploads_note)"
@@ -192,16 +196,20 @@ choose_tier() {
   printf 'weekly\n'
 }
 
-# tar the dump directory where it was written, encrypt, and stream into the bucket while hashing.
+# Pack with the command given (a tar writing to stdout), compress, encrypt and stream into the
+# bucket while hashing. tar's exit status up to the third argument counts as success.
+#   upload_encrypted KEY RECIPIENTS_FILE MAX_TAR_STATUS COMMAND...
 upload_encrypted() {
-  local key="$1" recipients="$2" fifo="$scratch/upload.fifo"
+  local key="$1" recipients="$2" tar_ok="$3" fifo="$scratch/upload.fifo"
+  shift 3
+  rm -f "$fifo" "$fifo.size"
   mkfifo "$fifo" "$fifo.size"
   sha256sum <"$fifo" | cut -d' ' -f1 >"$scratch/sha" &
   local sha_pid=$!
   wc -c <"$fifo.size" | tr -d ' ' >"$scratch/size" &
   local size_pid=$!
   set +e
-  pg tar -C "$work" -cf - dump 2>"$scratch/tar.log" |
+  "$@" 2>"$scratch/tar.log" |
     zstd --quiet --threads=0 "-${BACKUP_ZSTD_LEVEL:-3}" --stdout 2>"$scratch/zstd.log" |
     age --encrypt --recipients-file "$recipients" 2>"$scratch/age.log" |
     tee "$fifo" "$fifo.size" |
@@ -209,7 +217,7 @@ upload_encrypted() {
   local status=("${PIPESTATUS[@]}")
   set -e
   wait "$sha_pid" "$size_pid" || true
-  [ "${status[0]}" -eq 0 ] || fail "cannot pack the dump: $(log_tail "$scratch/tar.log")"
+  [ "${status[0]}" -le "$tar_ok" ] || fail "cannot pack $key: $(log_tail "$scratch/tar.log")"
   [ "${status[1]}" -eq 0 ] || fail "zstd cannot compress: $(log_tail "$scratch/zstd.log")"
   [ "${status[2]}" -eq 0 ] || fail "age cannot encrypt: $(log_tail "$scratch/age.log")"
   [ "${status[4]}" -eq 0 ] || fail "upload of $key failed: $(log_tail "$scratch/rclone-upload.log")"
@@ -227,20 +235,29 @@ verify_object() {
   fi
 }
 
-copy_uploads() {
-  local dirs dir logfile="$scratch/rclone-uploads.log"
-  require_env BACKUP_UPLOADS_BUCKET
-  rclone_remote UPLOADS "${BACKUP_UPLOADS_ACCESS_KEY_ID:-$BACKUP_S3_ACCESS_KEY_ID}" \
-    "${BACKUP_UPLOADS_SECRET_ACCESS_KEY:-$BACKUP_S3_SECRET_ACCESS_KEY}"
+# The uploads directories in one encrypted archive beside the dump; prints its manifest entry.
+# The app keeps writing meanwhile: a file that changes or goes while tar reads it is a warning
+# (tar's status 1; the next backup has it whole), anything else fails the backup.
+backup_uploads() {
+  local key="$1" recipients="$2" dirs dir relative=()
   IFS=: read -r -a dirs <<<"$BACKUP_UPLOADS_DIRS"
   for dir in "${dirs[@]}"; do
     [ -n "$dir" ] || continue
+    case "$dir" in /*) ;; *) fail "uploads directory $dir is not an absolute path" ;; esac
     [ -d "$dir" ] || fail "uploads directory $dir does not exist"
-    # copy, not sync: a file deleted (or encrypted by ransomware and renamed) locally stays in
-    # the bucket. Each directory lands under its own base name.
-    rcl "$logfile" copy "$dir" "uploads:$BACKUP_UPLOADS_BUCKET/$(basename "$dir")" ||
-      fail "database backup done, but copying $dir to the uploads bucket failed: $(log_tail "$logfile")"
+    relative+=("${dir#/}")
   done
+  [ "${#relative[@]}" -gt 0 ] || fail "BACKUP_UPLOADS_DIRS names no directory"
+  local files
+  files="$(find "${dirs[@]}" -type f 2>/dev/null | wc -l)"
+  upload_encrypted "$key" "$recipients" 1 \
+    tar --acls --numeric-owner --warning=no-file-changed --warning=no-file-removed -C / -cf - "${relative[@]}"
+  local sha size
+  sha="$(cat "$scratch/sha")"
+  size="$(cat "$scratch/size")"
+  verify_object "$key" "$sha" "$size"
+  jq -cn --arg key "$key" --arg sha256 "$sha" --argjson size "$size" --argjson files "$files" \
+    --args '{key: $key, sha256: $sha256, sizeBytes: $size, files: $files, dirs: $ARGS.positional}' "${dirs[@]}"
 }
 
 main "$@"

@@ -18,7 +18,8 @@
 # size and sha256 against the manifest → decrypt and unpack → start a throwaway PostgreSQL
 # (a container of DRILL_POSTGRES_IMAGE on no network, removed afterwards) → parallel pg_restore →
 # sanity queries: every table of the dump exists and is counted, PostGIS works when the source had
-# it → drop everything → one journal line and the ping.
+# it → the uploads archive, when the backup has one, decrypts and lists → drop everything → one
+# journal line and the ping.
 #
 # Environment, besides lib.sh's (bucket, PGDATABASE, pings):
 #   BACKUP_DRILL_IDENTITY_FILE  (required) the drill's age identity
@@ -129,8 +130,24 @@ main() {
     postgis_note=", PostGIS $postgis works"
   fi
 
+  local uploads_note=""
+  if jq -e '.uploads.key' "$manifest" >/dev/null 2>&1; then
+    step="uploads"
+    # Decrypted and listed, not written anywhere: proves the archive is whole and opens with the
+    # key, and counts the files it holds.
+    jq .uploads "$manifest" >"$scratch/uploads-manifest.json"
+    local uploads_key files
+    uploads_key="$(jq -r .key "$scratch/uploads-manifest.json")"
+    fetch_and_unpack "$uploads_key" "$scratch/uploads-manifest.json" "$scratch/uploads-listing" "$BACKUP_DRILL_IDENTITY_FILE" list
+    files="$(grep -c '^-' "$scratch/uploads-listing" || true)"
+    if [ "$files" -eq 0 ] && [ "$(jq -r .files "$scratch/uploads-manifest.json")" -gt 0 ]; then
+      fail "$uploads_key holds no files; the backup counted $(jq -r .files "$scratch/uploads-manifest.json")"
+    fi
+    uploads_note=", uploads archive opens with $files files"
+  fi
+
   local line
-  line="$program: ok: $key restored in ${restore_seconds}s ($tables tables with data, $rows rows, $restored_tables tables$postgis_note; drill took $(($(date +%s) - started))s)"
+  line="$program: ok: $key restored in ${restore_seconds}s ($tables tables with data, $rows rows, $restored_tables tables$postgis_note$uploads_note; drill took $(($(date +%s) - started))s)"
   if [ -s "$scratch/counts" ]; then log "row counts: $(tr '\t\n' '= ' <"$scratch/counts" | sed 's/ $//')"; fi
   printf '%s\n' "$line"
   send_ping success "$line"

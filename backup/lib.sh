@@ -26,6 +26,10 @@
 # compressed with zstd, encrypted with age), with <name>.manifest.json beside each, and the
 # pointer to the newest verified backup at the bucket's root.
 readonly BACKUP_SUFFIX=".tar.zst.age"
+# The uploads directories of the same run, beside it: <name>-<stamp>.uploads.tar.zst.age (a tar
+# of the directories relative to /, with ACLs and numeric owners); the manifest's "uploads" entry.
+# shellcheck disable=SC2034 # used by the scripts that source this file
+readonly UPLOADS_SUFFIX=".uploads$BACKUP_SUFFIX"
 readonly MANIFEST_SUFFIX=".manifest.json"
 readonly LATEST_OBJECT="latest.json"
 
@@ -243,25 +247,30 @@ hash_object() {
   object_sha="$(cat "$scratch/hash.sha")" object_size="$(cat "$scratch/hash.size")"
 }
 
-# Stream an encrypted backup from the bucket, check it against its manifest, decrypt it with an
-# age identity file and unpack it under $3 (a directory where PG_EXEC runs). Fails, with the
-# reason, on a missing, truncated or corrupted object or a wrong key.
+# Stream an encrypted backup from the bucket, check it against its manifest (a JSON file with
+# sha256 and sizeBytes), decrypt it with an age identity file and unpack it under $3: a directory
+# where PG_EXEC runs (where "pg", the default), a directory of this host ("host": the uploads,
+# with their ACLs and numeric owners), or only list it, `tar -tv`, into the file $3 ("list").
+# Fails, with the reason, on a missing, truncated or corrupted object or a wrong key.
 fetch_and_unpack() {
-  local key="$1" manifest_file="$2" dest="$3" identity="$4"
+  local key="$1" manifest_file="$2" dest="$3" identity="$4" where="${5:-pg}"
   local fifo="$scratch/sha.fifo" expected actual size_expected size_actual
-  rm -f "$fifo" "$scratch/sha" "$scratch/size"
+  rm -f "$fifo" "$fifo.size" "$scratch/sha" "$scratch/size"
   mkfifo "$fifo" "$fifo.size"
   sha256sum <"$fifo" | cut -d' ' -f1 >"$scratch/sha" &
   local sha_pid=$!
   wc -c <"$fifo.size" | tr -d ' ' >"$scratch/size" &
   local size_pid=$!
-  pg mkdir -p "$dest" 2>>"$scratch/tar.log" || fail "cannot create $dest: $(log_tail "$scratch/tar.log")"
+  case "$where" in
+  pg) pg mkdir -p "$dest" 2>>"$scratch/tar.log" || fail "cannot create $dest: $(log_tail "$scratch/tar.log")" ;;
+  host) mkdir -p "$dest" 2>>"$scratch/tar.log" || fail "cannot create $dest: $(log_tail "$scratch/tar.log")" ;;
+  esac
   set +e
   rcl "$scratch/rclone-fetch.log" cat "$remote/$key" |
     tee "$fifo" "$fifo.size" |
     age --decrypt --identity "$identity" 2>"$scratch/age.log" |
     zstd --decompress --quiet --stdout 2>"$scratch/zstd.log" |
-    pg tar -x -C "$dest" 2>>"$scratch/tar.log"
+    untar "$where" "$dest" 2>>"$scratch/tar.log"
   local status=("${PIPESTATUS[@]}")
   set -e
   wait "$sha_pid" "$size_pid" || true
@@ -286,6 +295,15 @@ fetch_and_unpack() {
   fi
   [ "${status[3]}" -eq 0 ] || fail "cannot decompress $key: $(log_tail "$scratch/zstd.log")"
   [ "${status[4]}" -eq 0 ] || fail "cannot unpack $key: $(log_tail "$scratch/tar.log")"
+}
+
+# The last stage of fetch_and_unpack: tar reading the archive from stdin.
+untar() {
+  case "$1" in
+  pg) pg tar -x -C "$2" ;;
+  host) tar --acls --numeric-owner -x -C "$2" ;;
+  list) tar -tv >"$2" ;;
+  esac
 }
 
 # pg_restore, in parallel, from an unpacked dump directory into an existing database.

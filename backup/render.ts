@@ -87,7 +87,7 @@ export interface BackupEnvInput {
   /** Scratch directory for dumps, where `pgExec` runs. */
   workDir: string;
   pingUrl?: string;
-  uploadsBucket?: string;
+  /** Directories of the host archived with each backup, encrypted like the database. */
   uploadsDirs: readonly string[];
   /** Image of the drill's throwaway PostgreSQL; omitted when the drill is off. */
   drillPostgresImage?: string;
@@ -116,7 +116,6 @@ export function renderBackupEnv(input: BackupEnvInput): string {
     ["PG_EXEC", input.pgExec],
     ["BACKUP_WORK_DIR", input.workDir],
     ["BACKUP_PING_URL", input.pingUrl],
-    ["BACKUP_UPLOADS_BUCKET", input.uploadsDirs.length > 0 ? input.uploadsBucket : undefined],
     ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
     ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],
   ];

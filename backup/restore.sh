@@ -22,6 +22,13 @@
 #       restore into a new database, then swap it in under the live name; the live database is
 #       kept as <PGDATABASE>_before_restore_<stamp>. Refused while any other session (the app) is
 #       connected to the live database: stop the app first.
+#   restore.sh uploads [BACKUP] --identity FILE|- --into DIR
+#       decrypt the backup's uploads archive and unpack it under DIR (missing or empty), where the
+#       directories appear at their paths below DIR (DIR/srv/data/uploads/...), with their owners
+#       and ACLs when run as root
+#   restore.sh uploads [BACKUP] --identity FILE|- --over-live --confirm-over-live
+#       unpack them where they were (under /): files of the backup replace the live files of the
+#       same names; files added since the backup stay
 #
 # BACKUP is "latest", an object key such as daily/shop-20250101T020000Z.tar.zst.age, or its name alone.
 # Environment: the bucket, PG_EXEC, PGDATABASE, PGUSER and BACKUP_JOBS as in lib.sh;
@@ -37,7 +44,7 @@ usage() {
   exit 2
 }
 
-work=""
+work="" identity_file=""
 extra_cleanup() {
   if [ -n "$work" ]; then pg rm -rf "$work" 2>/dev/null || true; fi
 }
@@ -50,13 +57,14 @@ main() {
   [ $# -ge 1 ] || usage
   local command="$1"
   shift
-  local backup=latest identity="" database="" output="" over_live=false confirmed=false
+  local backup=latest identity="" database="" output="" into="" over_live=false confirmed=false
   local restore_opts=()
   while [ $# -gt 0 ]; do
     case "$1" in
     --identity) identity="${2:?--identity needs a file or -}" && shift ;;
     --database) database="${2:?--database needs a name}" && shift ;;
     --output) output="${2:?--output needs a file}" && shift ;;
+    --into) into="${2:?--into needs a directory}" && shift ;;
     --jobs) export BACKUP_JOBS="${2:?--jobs needs a number}" && shift ;;
     --no-owner) restore_opts+=(--no-owner --no-privileges) ;;
     --over-live) over_live=true ;;
@@ -84,6 +92,16 @@ main() {
     fi
     restore_backup "$backup" "$identity" "$database" "$over_live" "${restore_opts[@]}"
     ;;
+  uploads)
+    [ -n "$identity" ] || fail "uploads needs --identity FILE (or - to read the private key from standard input)"
+    if $over_live; then
+      $confirmed || fail "--over-live writes over the live uploads: add --confirm-over-live"
+      [ -z "$into" ] || fail "--over-live unpacks where the files were; drop --into"
+      into=/
+    fi
+    [ -n "$into" ] || fail "uploads needs --into DIR (a new directory), or --over-live --confirm-over-live"
+    restore_uploads "$backup" "$identity" "$into"
+    ;;
   *) usage ;;
   esac
 }
@@ -92,7 +110,7 @@ list_backups() {
   step="list"
   local latest="" logfile="$scratch/rclone-list.log"
   latest="$(rcl "$logfile" cat "$remote/$LATEST_OBJECT" 2>/dev/null | jq -r '.key // empty' 2>/dev/null || true)"
-  rcl "$logfile" lsf -R --files-only --format tsp --separator '|' --include "*$BACKUP_SUFFIX" "$remote" >"$scratch/list" ||
+  rcl "$logfile" lsf -R --files-only --format tsp --separator '|' --filter "- *$UPLOADS_SUFFIX" --filter "+ *$BACKUP_SUFFIX" --filter "- *" "$remote" >"$scratch/list" ||
     fail "cannot list the bucket: $(log_tail "$logfile")"
   printf '%-20s  %10s  %s\n' "MODIFIED (UTC)" "SIZE" "KEY"
   sort "$scratch/list" | while IFS='|' read -r time size key; do
@@ -136,16 +154,8 @@ restore_backup() {
   step="config"
   setup_pg
   jobs="$(jobs_default)"
-  if [ "$identity" = - ]; then
-    # Keep the key in memory: age reads it through a file descriptor, never from disk.
-    local key_text
-    key_text="$(cat)"
-    [ -n "$key_text" ] || fail "no private key on standard input"
-    identity="/dev/fd/9"
-    exec 9< <(printf '%s\n' "$key_text")
-  elif ! [ -r "$identity" ]; then
-    fail "cannot read the identity file $identity"
-  fi
+  open_identity "$identity"
+  identity="$identity_file"
   if $over_live; then
     [ -z "$database" ] || fail "--over-live restores under the live name ($PGDATABASE); drop --database"
     database="${PGDATABASE}_restore_$stamp"
@@ -183,6 +193,47 @@ restore_backup() {
     target="$PGDATABASE (the previous one is kept as $old; drop it once the app is checked)"
   fi
   printf '%s: ok: %s restored into %s in %ss with %s jobs\n' "$program" "$key" "$target" "$(($(date +%s) - started))" "$jobs"
+}
+
+# Sets identity_file, the file age reads the identity from: the file given, or for "-" standard
+# input, kept in memory (age reads it through a file descriptor, never from disk).
+open_identity() {
+  if [ "$1" = - ]; then
+    local key_text
+    key_text="$(cat)"
+    [ -n "$key_text" ] || fail "no private key on standard input"
+    identity_file="/dev/fd/9"
+    exec 9< <(printf '%s\n' "$key_text")
+  elif [ -r "$1" ]; then
+    identity_file="$1"
+  else
+    fail "cannot read the identity file $1"
+  fi
+}
+
+restore_uploads() {
+  local wanted="$1" identity="$2" into="$3" started key manifest="$scratch/manifest.json"
+  started="$(date +%s)"
+  open_identity "$identity"
+  identity="$identity_file"
+  step="download"
+  key="$(resolve_backup "$wanted" "$manifest")"
+  [ -s "$manifest" ] || fail "$key has no manifest, so its uploads archive cannot be found"
+  jq -e '.uploads.key' "$manifest" >/dev/null 2>&1 ||
+    fail "$key has no uploads archive (the stack backed up no uploads directory when it was taken)"
+  jq .uploads "$manifest" >"$scratch/uploads-manifest.json"
+  local uploads_key
+  uploads_key="$(jq -r .key "$scratch/uploads-manifest.json")"
+  if [ "$into" != / ] && [ -e "$into" ] && [ -n "$(ls -A "$into" 2>/dev/null)" ]; then
+    fail "$into is not empty; unpack into a new directory, or use --over-live --confirm-over-live"
+  fi
+  step="unpack"
+  fetch_and_unpack "$uploads_key" "$scratch/uploads-manifest.json" "$into" "$identity" host
+  local where
+  where="$(jq -r '.dirs | join(", ")' "$scratch/uploads-manifest.json")"
+  [ "$into" = / ] || where="$(jq -r --arg into "${into%/}" '.dirs | map($into + .) | join(", ")' "$scratch/uploads-manifest.json")"
+  printf '%s: ok: %s (%s files) unpacked into %s in %ss\n' "$program" "$uploads_key" \
+    "$(jq -r .files "$scratch/uploads-manifest.json")" "$where" "$(($(date +%s) - started))"
 }
 
 # No session but ours may use the live database while it is replaced.

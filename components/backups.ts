@@ -53,8 +53,6 @@ export interface BackupsArgs {
   /** S3 credentials of the backups bucket (secret). */
   accessKeyId: pulumi.Input<string>;
   secretAccessKey: pulumi.Input<string>;
-  /** The uploads bucket, for `uploadsDirs`. */
-  uploadsBucket?: pulumi.Input<string>;
   /** age public keys the backups are encrypted to. */
   recipients: readonly string[];
   /** systemd OnCalendar of the backup. */
@@ -65,7 +63,10 @@ export interface BackupsArgs {
   drillSchedule: string;
   /** Monitoring URL (secret when it holds a token). */
   pingUrl?: pulumi.Input<string>;
-  /** Directories copied to the uploads bucket after each backup. */
+  /**
+   * Directories of the server archived with each backup, encrypted to the same recipients and
+   * written to the backups bucket beside the dump (so the one bucket-scoped token covers them).
+   */
   uploadsDirs: readonly string[];
   /** The app's database and role (the role must own the database; the postgres image makes it superuser). */
   database: pulumi.Input<string>;
@@ -173,9 +174,8 @@ export class Backups extends pulumi.ComponentResource {
           args.database,
           args.databaseUser,
           args.pingUrl,
-          args.uploadsBucket,
         ])
-        .apply(([endpoint, bucket, accessKeyId, secretAccessKey, database, databaseUser, pingUrl, uploadsBucket]) =>
+        .apply(([endpoint, bucket, accessKeyId, secretAccessKey, database, databaseUser, pingUrl]) =>
           renderBackupEnv({
             endpoint,
             bucket,
@@ -187,7 +187,6 @@ export class Backups extends pulumi.ComponentResource {
             // Inside the postgres container, on the data volume beside the database itself.
             workDir: BACKUP_SPOOL_DIR,
             pingUrl,
-            uploadsBucket,
             uploadsDirs: args.uploadsDirs,
             drillPostgresImage: args.drill ? (args.postgresImage ?? DEFAULT_IMAGES.postgres) : undefined,
           }),

@@ -50,8 +50,8 @@ export const backupConfigFields = {
     .regex(/^https?:\/\/[^\s"\\]+$/, { message: "must be an http(s) URL without spaces or quotes" })
     .optional(),
   /**
-   * Local directories whose files are copied to the uploads bucket after each backup (for apps that
-   * keep uploads on disk). Absolute paths on the data volume.
+   * More directories on the data volume to archive with each backup, encrypted like the database,
+   * beside it in the backups bucket. The uploads directory of `webstack:uploads` is always included.
    * @default []
    * @example ["/srv/data/app/uploads"]
    */
@@ -73,5 +73,6 @@ export const backupConfigDescriptions: Record<keyof typeof backupConfigFields, s
   backupDrillSchedule: "When the restore drill runs (systemd OnCalendar, UTC).",
   backupPingUrl:
     "Optional monitoring URL pinged after each backup and drill (URL on success, URL/fail on failure); set it with --secret when it holds a token.",
-  backupUploadsDirs: "Directories under /srv/data whose files are copied to the uploads bucket after each backup.",
+  backupUploadsDirs:
+    "More directories under /srv/data archived with each backup, encrypted like the database (the webstack:uploads directory always is).",
 };

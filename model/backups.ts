@@ -1,3 +1,5 @@
+import { uploadsDir } from "./server";
+
 /**
  * Backup retention by prefix in the backups bucket: the backup job writes each run under one of
  * these prefixes and the bucket's lifecycle rules delete objects older than `keepDays`. One place,
@@ -18,3 +20,11 @@ export const BACKUP_RETENTION = [
 export const BACKUP_SPOOL_DIR = "/var/lib/webstack-backup";
 /** The spool's directory on the data volume, relative to the data directory (`/srv/data`). */
 export const BACKUP_SPOOL_HOST_DIR = "backup-spool";
+
+/**
+ * The directories each backup archives beside the dump: the uploads directory when the stack has
+ * one (`webstack:uploads`), then `webstack:backupUploadsDirs`, each once.
+ */
+export function backedUpDirs(config: { uploads?: unknown; backupUploadsDirs: readonly string[] }): string[] {
+  return [...new Set([...(config.uploads ? [uploadsDir()] : []), ...config.backupUploadsDirs])];
+}

@@ -17,6 +17,22 @@ export function appDir(dataDir: string = DATA_DIR): string {
   return `${dataDir}/app`;
 }
 
+/**
+ * The uploads directory of `webstack:uploads`, on the data volume: the writer services mount it,
+ * Caddy serves it read-only, the backups archive it. A parameter only for the end-to-end test.
+ */
+export function uploadsDir(dataDir: string = DATA_DIR): string {
+  return `${dataDir}/uploads`;
+}
+
+/**
+ * The group that may write the uploads directory: every writer service gets it as a supplementary
+ * group (`group_add`), and the deploy gives the directory to it (setgid, with a default ACL), so a
+ * writer running as any user can write, and so can another writer under another user. A number,
+ * not a name: the containers' /etc/group does not know it. Above the host's and images' usual ids.
+ */
+export const UPLOADS_GID = 10001;
+
 /** Users who may log in over SSH; the sshd drop-in lists the same two names. */
 export const ADMIN_USER = "admin";
 /** The user the deploy steps and the backups' install run as (docker group, passwordless sudo). */

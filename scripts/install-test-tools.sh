@@ -2,7 +2,8 @@
 # Installs what the test suite needs on a fresh Debian machine (run as root), and nothing when it
 # is already there. Cached between runs on the same machine under $WEBSTACK_CACHE.
 #   - shellcheck: every shell script the stack ships
-#   - PostgreSQL 15 + PostGIS, age, rclone, awscli, jq, curl, systemd-analyze: the backup suites
+#   - PostgreSQL 15 + PostGIS, age, rclone, awscli, jq, curl, systemd-analyze, acl: the backup
+#     suites (acl: the uploads archive keeps the uploads directory's ACLs; the e2e deploy sets them)
 #   - a Debian 13 (trixie) chroot with cloud-init 25.x: `cloud-init schema` of the release the
 #     server runs (bookworm's 22.4 accepts misspelled keys, trixie's rejects them)
 #   - the app stack's tools: a Docker engine (docker.io, iptables), Compose v2 (trixie's
@@ -68,8 +69,9 @@ fi
 echo "install-test-tools: $("$compose_plugin" version), caddy $(caddy version 2>/dev/null | awk '{print $1}')"
 
 # The backup suites (tests/backup) and bench/backup.ts: PostgreSQL 15 + PostGIS (pg_dump,
-# pg_restore, pgbench), age, rclone, zstd, Debian's AWS CLI, jq, curl, and systemd-analyze for the units.
-need_pkg postgresql-15-postgis-3 postgresql-client-15 age rclone zstd awscli jq curl systemd
+# pg_restore, pgbench), age, rclone, zstd, Debian's AWS CLI, jq, curl, systemd-analyze for the units,
+# and acl (getfacl/setfacl: the uploads directory's ACLs, which the archive keeps).
+need_pkg postgresql-15-postgis-3 postgresql-client-15 age rclone zstd awscli jq curl systemd acl
 
 # cloud-init of Debian 13, in a minimal chroot (about 75 s the first time, 330 MB).
 chroot_dir="$cache/cloud-init-trixie"
