@@ -19,7 +19,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import { renderDotenv } from "../compose/dotenv";
 import { renderRegistryLogins } from "../compose/registry-logins";
-import { type AppStackConfig, renderStackFiles } from "../compose/stack-files";
+import { type AppStackConfig, deployEnvironment, renderStackFiles } from "../compose/stack-files";
 import { appSecretNames } from "../config/app";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import { appDir, DATA_DIR, DEPLOY_USER, SERVER_READY_TIMEOUT_SECONDS } from "../model/server";
@@ -166,11 +166,14 @@ export class AppStack extends pulumi.ComponentResource {
           return hash.digest("hex");
         }),
       );
+      const environment = Object.entries(deployEnvironment(config))
+        .map(([key, value]) => `${key}=${/^[\w./:-]+$/.test(value) ? value : shq(value)}`)
+        .join(" ");
       return new command.remote.Command(
         `${name}-deploy`,
         {
           connection,
-          create: `WAIT_TIMEOUT=${config.deployWaitSeconds} bash ${shq(`${releaseDir}/scripts/deploy.sh`)} ${shq(app)} ${shq(releaseDir)}`,
+          create: `${environment} bash ${shq(`${releaseDir}/scripts/deploy.sh`)} ${shq(app)} ${shq(releaseDir)}`,
           triggers: [contentHash, envHash, ...serverIdentity],
           // No delete command: replacing this resource must never take the running stack down.
         },

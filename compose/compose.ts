@@ -19,6 +19,7 @@ import type { StackMemory } from "../config/memory";
 import { BACKUP_SPOOL_DIR, BACKUP_SPOOL_HOST_DIR } from "../model/backups";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import type { PublicPort } from "../model/ports";
+import { UPLOADS_GID, uploadsDir } from "../model/server";
 import {
   CADDY_INTERNAL_PORT,
   CADDY_SERVICE,
@@ -261,7 +262,11 @@ function appService(input: ComposeInput, s: AppService): ComposeService {
     networks: ["edge", "data"],
     ...(s.readOnly ? { read_only: true, tmpfs: ["/tmp"] } : {}),
     ...(input.uploads?.services.includes(s.name)
-      ? { volumes: [`${input.dataDir}/uploads:${input.uploads.mountPath}`] }
+      ? {
+          volumes: [`${uploadsDir(input.dataDir)}:${input.uploads.mountPath}`],
+          // The uploads directory's group (see UPLOADS_GID): whatever user the image runs as.
+          group_add: [String(UPLOADS_GID)],
+        }
       : {}),
     security_opt: NO_NEW_PRIVILEGES,
     mem_limit: `${input.memory.limitsMb[s.name]}m`,
@@ -328,7 +333,7 @@ function caddyService(input: ComposeInput): ComposeService {
       "./Caddyfile:/etc/caddy/Caddyfile:ro",
       `${input.dataDir}/caddy/data:/data`,
       `${input.dataDir}/caddy/config:/config`,
-      ...(input.uploads ? [`${input.dataDir}/uploads:${CADDY_UPLOADS_DIR}:ro`] : []),
+      ...(input.uploads ? [`${uploadsDir(input.dataDir)}:${CADDY_UPLOADS_DIR}:ro`] : []),
     ],
     // A changed Caddyfile changes this label, so `up` recreates Caddy with it.
     labels: { "webstack.caddyfile-sha256": caddyfileHash },

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StackConfig } from "../config/resolve";
-import { DATA_DIR } from "../model/server";
+import { DATA_DIR, UPLOADS_GID, uploadsDir } from "../model/server";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 
@@ -73,6 +73,17 @@ export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_
   const files: Record<string, string> = { "compose.yaml": compose, Caddyfile: caddyfile };
   for (const script of DEPLOY_SCRIPTS) files[`scripts/${script}`] = readFileSync(join(SCRIPTS_DIR, script), "utf8");
   return { files, contentHash: hashFiles(files) };
+}
+
+/**
+ * The environment deploy.sh runs with (its header says what each variable does): how long it
+ * waits for health, and the uploads directory it gives to the writers' group.
+ */
+export function deployEnvironment(config: AppStackConfig, dataDir: string = DATA_DIR): Record<string, string> {
+  return {
+    WAIT_TIMEOUT: String(config.deployWaitSeconds),
+    ...(config.uploads ? { UPLOADS_DIR: uploadsDir(dataDir), UPLOADS_GID: String(UPLOADS_GID) } : {}),
+  };
 }
 
 export function hashFiles(files: Readonly<Record<string, string>>): string {

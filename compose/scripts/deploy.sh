@@ -17,10 +17,13 @@
 #   PLATFORM       the os/arch every image must have a variant for (default: the engine's, which
 #                  on the server is linux/arm64)
 #   DOCKER_CONFIG  where docker keeps the registry logins (default: ~/.docker)
+#   UPLOADS_DIR    the uploads directory on the data volume, when the stack has one, and
+#   UPLOADS_GID      the group its writer services get: the directory is made theirs (step 2b)
 #
 # Steps: validate the release; log in to its registries; check that every image has a variant
 # for the server's platform and pull the missing ones (a failure here exits before anything
-# running is touched); remember the running files and image ids; install the release; start
+# running is touched); remember the running files and image ids; give the uploads directory to
+# the writers' group; install the release; start
 # Postgres and Redis; run the migration one-off (when the release has
 # a `migrate` service); `docker compose up -d --wait --remove-orphans`; prune superseded images.
 # If a step after the install fails, the logs of every service that is not healthy go to stderr,
@@ -223,6 +226,40 @@ start_release() {
   # Compose 2.26 can return 0 when --wait-timeout runs out: check every service ourselves.
   [ -z "$(unhealthy_services)" ] || return 1
 }
+
+# 2b. The uploads directory (UPLOADS_DIR, when the stack has one) belongs to the writers' group
+# UPLOADS_GID, which every writer service gets with group_add: setgid, so new files and
+# directories get the group, and a default ACL, so they are group-writable whatever the app's
+# umask. Writers running as any user, and as different users, can then all write; Caddy and the
+# backups read it as root. A directory Docker created root-owned 0755 (earlier releases), and what
+# was already in it, is converted once; later deploys only check.
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo -n "$@"; fi
+}
+prepare_uploads_dir() {
+  local dir="$1" gid="$2"
+  as_root mkdir -p "$dir"
+  if ! command -v setfacl >/dev/null; then
+    log "installing acl (setfacl) for the uploads directory"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends acl >/dev/null 2>&1 || true
+  fi
+  if command -v getfacl >/dev/null && getfacl -pn "$dir" 2>/dev/null | grep -qx "default:group:$gid:rwx"; then
+    return 0
+  fi
+  log "uploads: giving $dir to the writers' group $gid"
+  as_root chgrp -R "$gid" "$dir"
+  as_root chmod -R g+rwX "$dir"
+  as_root find "$dir" -type d -exec chmod g+s {} +
+  if command -v setfacl >/dev/null; then
+    as_root setfacl -R -m "g:$gid:rwX" "$dir"
+    as_root find "$dir" -type d -exec setfacl -m "d:g:$gid:rwx,d:m::rwx" {} +
+  else
+    log "warning: setfacl is missing (apt-get install acl failed): files a writer creates with umask 022 stay read-only to the other writers"
+  fi
+}
+if [ -n "${UPLOADS_DIR:-}" ]; then
+  prepare_uploads_dir "$UPLOADS_DIR" "${UPLOADS_GID:?UPLOADS_GID must be set with UPLOADS_DIR}"
+fi
 
 # 3. Install the release, then start it.
 install_files "$release_dir"

@@ -3,8 +3,10 @@
  * in a command line, a trigger or an output.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
 import { BACKUP_PATHS, STATIC_FILES } from "../../backup/render";
 import { writeFileCommand } from "../../components/ship-file";
+import { UPLOADS_GID } from "../../model/server";
 import {
   engineConfig,
   type ProgramRun,
@@ -148,5 +150,40 @@ describe("retention", () => {
     const written = [...env.matchAll(/^BACKUP_PREFIX_\w+="(.+)"$/gm)].map((m) => m[1]);
     expect(written.sort()).toEqual(["daily/", "monthly/", "weekly/"]);
     expect(backupsRules.sort()).toEqual(written);
+  });
+});
+
+describe("the backups of a stack with uploads", () => {
+  let env: string;
+  let compose: string;
+
+  beforeAll(async () => {
+    const config = readStackFile("prod");
+    const extra = engineConfig({
+      uploads: { services: ["api", "worker"] },
+      backupUploadsDirs: ["/srv/data/exports", "/srv/data/uploads"],
+    });
+    const withUploads = await runProgram("prod", {
+      values: { ...config.values, ...extra.values },
+      secretKeys: config.secretKeys,
+    });
+    env = String(withUploads.resources.find((r) => r.name === "shop-prod-backups-env")?.rawInputs.stdin);
+    compose = String(shippedFiles(withUploads).find((f) => f.path.endsWith("/compose.yaml"))?.text);
+  });
+
+  it("archives the uploads directory, then the other listed directories, each once", () => {
+    expect(env).toMatch(/^BACKUP_UPLOADS_DIRS="\/srv\/data\/uploads:\/srv\/data\/exports"$/m);
+  });
+
+  it("writes them to the backups bucket with the backup's own credentials: no uploads bucket or second token", () => {
+    expect(env).not.toMatch(/UPLOADS_BUCKET|UPLOADS_ACCESS_KEY|UPLOADS_SECRET/);
+  });
+
+  it("gives every writer service, and only them, the uploads directory's group", () => {
+    const services = parse(compose).services as Record<string, { group_add?: string[] }>;
+    expect(services.api.group_add).toEqual([String(UPLOADS_GID)]);
+    expect(services.worker.group_add).toEqual([String(UPLOADS_GID)]);
+    expect(services.web.group_add).toBeUndefined();
+    expect(services.caddy.group_add).toBeUndefined();
   });
 });

@@ -12,10 +12,10 @@ import { hostFiles } from "../../cloud-init/render";
 import { serverReadyCommand } from "../../components/app-stack";
 import { writeFileCommand } from "../../components/ship-file";
 import { BACKUP_SPOOL_DIR, BACKUP_SPOOL_HOST_DIR } from "../../model/backups";
-import { DATA_DIR } from "../../model/server";
+import { DATA_DIR, UPLOADS_GID, uploadsDir } from "../../model/server";
 import { type ProgramRun, type RecordedResource, readConfigFile } from "../../scripts/mock-engine";
 import { shippedFiles } from "../../scripts/plan";
-import { bucketEnv, type S3, startS3 } from "../backup/harness";
+import { bucketEnv, rclone, type S3, startS3 } from "../backup/harness";
 import { run } from "../support/stack-configs";
 import { describeSteps, StepFailed } from "./engine";
 import { Life, type Update } from "./life";
@@ -135,6 +135,16 @@ function serviceImages(twin: Twin): Map<string, string> {
       .filter(Boolean)
       .map((l) => l.split(" ") as [string, string]),
   );
+}
+
+/**
+ * Write a file into the uploads as one of the stack's services (in its first container, as the
+ * user it runs as); the exit status of the write.
+ */
+function writeUpload(twin: Twin, service: string, file: string): number {
+  const id = twin.sh(`docker ps -q --filter label=com.docker.compose.service=${service} | head -n 1`, { check: true });
+  const code = `open('/data/uploads/${file}', 'a').write('${service}\\n')`;
+  return twin.sh(`docker exec ${id.stdout.trim()} python3 -c "${code}"`).status;
 }
 
 /** An HTTP request to the server's address from the test's host: the status, "000" when nothing answers. */
@@ -257,6 +267,35 @@ describe("a stack's life on the server twin", () => {
       expect(update.steps.some((s) => s.op === "replace" && s.resource.name.endsWith("-backups-timers"))).toBe(true);
       expectConverged(update, life.twin);
       expectBackupRestores(life.twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
+    "an uploads directory an earlier release left to root is the writers' at the next deploy, and the backup keeps it",
+    async () => {
+      const uploads = uploadsDir();
+      // As Docker created it for the bind mount before the deploy prepared it: root's, 0755.
+      life.twin.sh(
+        `setfacl -R -b ${uploads} && chown -R root:root ${uploads} && chmod -R 0755 ${uploads} && echo root > ${uploads}/earlier.txt`,
+        { check: true },
+      );
+      expect(writeUpload(life.twin, "api", "refused.txt"), "a write into a root-owned directory").not.toBe(0);
+
+      const update = await life.up({ set: { deployWaitSeconds: 301 } });
+      expectConverged(update, life.twin);
+      expect(life.twin.sh(`stat -c '%g %a' ${uploads}`, { check: true }).stdout.trim()).toBe(`${UPLOADS_GID} 2775`);
+      // The api runs as the image's user 1000, the worker as 1001: each writes, also into the other's files.
+      for (const service of ["api", "worker", "api"]) {
+        expect(writeUpload(life.twin, service, "shared.txt"), service).toBe(0);
+        expect(writeUpload(life.twin, service, "earlier.txt"), service).toBe(0);
+      }
+      expect(life.twin.sh(`cat ${uploads}/shared.txt`, { check: true }).stdout).toBe("api\nworker\napi\n");
+
+      expectBackupRestores(life.twin);
+      const { uploads: archived } = JSON.parse(rclone(s3, ["cat", "t:backups/latest.json"]));
+      expect(archived.dirs).toEqual([uploads]);
+      expect(archived.files).toBe(2);
     },
     10 * MINUTE,
   );

@@ -6,16 +6,16 @@
  * Caddy by its address on the stack's network (tunnel mode publishes nothing).
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderDotenv } from "../../compose/dotenv";
-import { renderStackFiles } from "../../compose/stack-files";
+import { deployEnvironment, renderStackFiles } from "../../compose/stack-files";
 import { resolveConfig, type StackConfig } from "../../config/resolve";
-import { appDir } from "../../model/server";
+import { appDir, UPLOADS_GID } from "../../model/server";
 import { PROJECT_ROOT } from "../../scripts/mock-engine";
 import { configFileValues, DOCKER, run } from "../support/stack-configs";
 
@@ -53,7 +53,7 @@ function writeRelease(stack: StackConfig, name: string): string {
 
 function deploy(release: string, env: Record<string, string> = {}) {
   return run("bash", [join(release, "scripts/deploy.sh"), appDir(dataDir), release], {
-    env: { ...process.env, DOCKER, ...env },
+    env: { ...process.env, DOCKER, ...deployEnvironment(config, dataDir), ...env },
     timeoutMs: 600_000,
   });
 }
@@ -233,6 +233,33 @@ describe("the rendered stack on a real Docker engine", () => {
     const reply = await http("app.e2e.example", "/uploads/hello.txt");
     expect(reply.status).toBe(200);
     expect(reply.body).toBe("uploaded file\n");
+  });
+
+  it("lets every writer service write the uploads, each as its own user, also into what another wrote", async () => {
+    const write = (service: string, code: string) =>
+      docker("exec", containers().get(service)?.[0]?.id ?? service, "python3", "-c", code);
+    // The api runs as the image's user 1000, the worker as 1001; the directory was root's (the
+    // test made it as Docker would have, with a file in it) until the deploy gave it to the group.
+    write(
+      "api",
+      "import os; os.makedirs('/data/uploads/avatars'); open('/data/uploads/avatars/a.txt', 'w').write('api\\n')",
+    );
+    write(
+      "worker",
+      "open('/data/uploads/avatars/a.txt', 'a').write('worker\\n'); open('/data/uploads/avatars/b.txt', 'w').write('b')",
+    );
+    write("worker", "open('/data/uploads/hello.txt', 'a').write('and the worker\\n')");
+    expect((await http("app.e2e.example", "/uploads/avatars/a.txt")).body).toBe("api\nworker\n");
+    expect((await http("app.e2e.example", "/uploads/hello.txt")).body).toBe("uploaded file\nand the worker\n");
+    const owner = (path: string) => {
+      const { uid, gid } = statSync(join(dataDir, "uploads", path));
+      return `${uid}:${gid}`;
+    };
+    expect([owner("avatars"), owner("avatars/a.txt"), owner("avatars/b.txt")]).toEqual([
+      `1000:${UPLOADS_GID}`,
+      `1000:${UPLOADS_GID}`,
+      `1001:${UPLOADS_GID}`,
+    ]);
   });
 
   it("serves every upload in a sandbox, so an uploaded page or SVG cannot run as the site", async () => {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the server twin's image: Debian 13 with systemd as PID 1, sshd, sudo and a Docker engine
 # with Compose v2 from Debian's archive (the packages cloud-init installs on the real server), plus
-# the packages the backups install (so their install step finds them in place). The lifecycle
+# the packages the backups install (so their install step finds them in place) and acl, which the
+# deploy installs when it is missing (the twin has no apt lists). The lifecycle
 # suite starts one container of it per scenario in seconds (tests/lifecycle/twin.ts).
 #
 #   build.sh        print the image's tag, building it first when it is not there
@@ -34,7 +35,7 @@ if [ ! -f "$rootfs/.complete" ]; then
   echo "twin: debootstrap Debian 13 into $rootfs" >&2
   rm -rf "$cache"/rootfs-*
   debootstrap --variant=minbase \
-    --include=systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,ca-certificates,e2fsprogs,docker.io,docker-cli,docker-compose,iptables,ufw,nftables,fail2ban,python3-systemd,libpam-tmpdir,age,rclone,zstd,jq,curl \
+    --include=systemd-sysv,dbus,openssh-server,sudo,iproute2,procps,ca-certificates,e2fsprogs,docker.io,docker-cli,docker-compose,iptables,ufw,nftables,fail2ban,python3-systemd,libpam-tmpdir,age,rclone,zstd,jq,curl,acl \
     trixie "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 || {
     tail -20 "$cache/debootstrap.log" >&2
     exit 1
