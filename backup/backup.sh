@@ -28,6 +28,9 @@
 #   BACKUP_NAME                     object name stem (default: the database name)
 #   BACKUP_ZSTD_LEVEL               zstd level (default 3)
 #   BACKUP_VERIFY                   full (default: read the object back and hash it) | size
+#   BACKUP_PRE_MIGRATION_DIR        where the deploy dumps the database before a migration (as
+#                                   PG_EXEC sees it): dumps older than this backup go once it is
+#                                   verified and latest.json has moved
 #   BACKUP_UPLOADS_DIRS             directories of this host to back up with the database,
 #                                   ':'-separated absolute paths (the archive holds them relative
 #                                   to /, so a restore puts them back where they were)
@@ -150,6 +153,8 @@ main() {
   rcl "$scratch/rclone-manifest.log" rcat "$remote/$LATEST_OBJECT" <"$scratch/manifest.json" ||
     fail "cannot move $LATEST_OBJECT: $(log_tail "$scratch/rclone-manifest.log")"
 
+  if [ -n "${BACKUP_PRE_MIGRATION_DIR:-}" ]; then remove_pre_migration_dumps "$BACKUP_PRE_MIGRATION_DIR" "$stamp"; fi
+
   local line
   line="$program: ok: $key $(human_bytes "$size") sha256=${sha:0:16} in ${duration}s (PostgreSQL $server_version${postgis_version:+, PostGIS $postgis_version}, $tables tables$uploads_note)"
   printf '%s\n' "$line"
@@ -233,6 +238,21 @@ verify_object() {
     hash_object "$key" || fail "cannot read $key back: $(log_tail "$scratch/rclone-fetch.log")"
     [ "$object_sha" = "$sha" ] || fail "$key reads back with sha256 $object_sha, $sha was sent"
   fi
+}
+
+# The dumps the deploy made before migrations (<db>-<UTC stamp>.dump) that are older than this
+# backup: it holds what they hold, or later. Failing to remove them is only a warning.
+remove_pre_migration_dumps() {
+  local dir="$1" stamp="$2" removed
+  # shellcheck disable=SC2016 # expanded by the shell where PG_EXEC runs
+  removed="$(pg sh -c 'for f in "$1"/*.dump; do
+      [ -e "$f" ] || continue
+      s="$(printf %s "${f##*-}" | tr -d TZ)"; s="${s%.dump}"
+      case "$s" in *[!0-9]* | "") continue ;; esac
+      if [ "$s" -lt "$(printf %s "$2" | tr -d TZ)" ]; then rm -f "$f" && echo "$f"; fi
+    done' sh "$dir" "$stamp" 2>"$scratch/cleanup.log")" ||
+    log "warning: cannot remove the dumps made before migrations in $dir: $(log_tail "$scratch/cleanup.log")"
+  [ -z "$removed" ] || log "removed the dumps made before migrations, which this backup supersedes: $(tr '\n' ' ' <<<"$removed")"
 }
 
 # The uploads directories in one encrypted archive beside the dump; prints its manifest entry.

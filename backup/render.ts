@@ -86,6 +86,8 @@ export interface BackupEnvInput {
   pgExec: string;
   /** Scratch directory for dumps, where `pgExec` runs. */
   workDir: string;
+  /** Where the deploy dumps the database before a migration, where `pgExec` runs. */
+  preMigrationDir?: string;
   pingUrl?: string;
   /** Directories of the host archived with each backup, encrypted like the database. */
   uploadsDirs: readonly string[];
@@ -115,6 +117,7 @@ export function renderBackupEnv(input: BackupEnvInput): string {
     ["PGUSER", input.databaseUser],
     ["PG_EXEC", input.pgExec],
     ["BACKUP_WORK_DIR", input.workDir],
+    ["BACKUP_PRE_MIGRATION_DIR", input.preMigrationDir],
     ["BACKUP_PING_URL", input.pingUrl],
     ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
     ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],

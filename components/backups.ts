@@ -33,7 +33,7 @@ import {
   type ServerFile,
   sha256,
 } from "../backup/render";
-import { BACKUP_SPOOL_DIR } from "../model/backups";
+import { BACKUP_SPOOL_DIR, PRE_MIGRATION_DUMP_DIR } from "../model/backups";
 import { DEFAULT_IMAGES } from "../model/default-images";
 import { appDir, DEPLOY_USER } from "../model/server";
 import { POSTGRES_SERVICE } from "../model/services";
@@ -186,6 +186,8 @@ export class Backups extends pulumi.ComponentResource {
             pgExec: `docker compose -f ${composeFile} exec -T ${service}`,
             // Inside the postgres container, on the data volume beside the database itself.
             workDir: BACKUP_SPOOL_DIR,
+            // The deploy's dumps before migrations, which each good backup supersedes.
+            preMigrationDir: PRE_MIGRATION_DUMP_DIR,
             pingUrl,
             uploadsDirs: args.uploadsDirs,
             drillPostgresImage: args.drill ? (args.postgresImage ?? DEFAULT_IMAGES.postgres) : undefined,

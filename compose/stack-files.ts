@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StackConfig } from "../config/resolve";
+import { PRE_MIGRATION_DUMP_DIR } from "../model/backups";
 import { DATA_DIR, UPLOADS_GID, uploadsDir } from "../model/server";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
@@ -77,12 +78,14 @@ export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_
 
 /**
  * The environment deploy.sh runs with (its header says what each variable does): how long it
- * waits for health, and the uploads directory it gives to the writers' group.
+ * waits for health, the uploads directory it gives to the writers' group, and where it dumps the
+ * database before a changed migration.
  */
 export function deployEnvironment(config: AppStackConfig, dataDir: string = DATA_DIR): Record<string, string> {
   return {
     WAIT_TIMEOUT: String(config.deployWaitSeconds),
     ...(config.uploads ? { UPLOADS_DIR: uploadsDir(dataDir), UPLOADS_GID: String(UPLOADS_GID) } : {}),
+    ...(config.migration ? { PRE_MIGRATION_DIR: PRE_MIGRATION_DUMP_DIR } : {}),
   };
 }
 

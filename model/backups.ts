@@ -18,6 +18,11 @@ export const BACKUP_RETENTION = [
  * Postgres itself killed for memory.
  */
 export const BACKUP_SPOOL_DIR = "/var/lib/webstack-backup";
+/**
+ * Where the deploy dumps the running database before a changed migration runs, as the Postgres
+ * container sees it: in the spool, on the data volume. The next good backup removes the dumps.
+ */
+export const PRE_MIGRATION_DUMP_DIR = `${BACKUP_SPOOL_DIR}/pre-migration`;
 /** The spool's directory on the data volume, relative to the data directory (`/srv/data`). */
 export const BACKUP_SPOOL_HOST_DIR = "backup-spool";
 

@@ -19,10 +19,13 @@
 #   DOCKER_CONFIG  where docker keeps the registry logins (default: ~/.docker)
 #   UPLOADS_DIR    the uploads directory on the data volume, when the stack has one, and
 #   UPLOADS_GID      the group its writer services get: the directory is made theirs (step 2b)
+#   PRE_MIGRATION_DIR  where, inside the postgres container, the running database is dumped before
+#                  a changed migration runs (step 1e); unset: no dump
 #
 # Steps: validate the release; log in to its registries; check that every image has a variant
 # for the server's platform and pull the missing ones (a failure here exits before anything
-# running is touched); remember the running files and image ids; give the uploads directory to
+# running is touched); dump the running database when the release's migration is a new one;
+# remember the running files and image ids; give the uploads directory to
 # the writers' group; install the release; start
 # Postgres and Redis; run the migration one-off (when the release has
 # a `migrate` service); `docker compose up -d --wait --remove-orphans`; prune superseded images.
@@ -119,6 +122,61 @@ log "pulling images"
 if ! release_compose pull --quiet --policy missing; then
   log "pulling the release's images failed; nothing was changed"
   exit 1
+fi
+
+# 1e. A backup right before the migration, the riskiest step of a deploy (the last nightly backup
+# can be a day old). When the release's migration differs from the running release's (its image
+# reference and image, command, environment), the running database is dumped while the old
+# release still serves: pg_dump's custom format into PRE_MIGRATION_DIR, a directory of the
+# postgres container on the data volume (the backup spool), as <db>-<UTC stamp>.dump. The next
+# good backup removes it (backup.sh). No room for it, or a failed dump, stops the deploy here,
+# before anything running is touched.
+migration_definition() {
+  # The migrate service as compose resolves it, with the id of the image its reference names.
+  "$@" --profile migrate config --format json 2>/dev/null | python3 -c '
+import json, subprocess, sys
+service = json.load(sys.stdin).get("services", {}).get("migrate")
+if service:
+    image = subprocess.run([sys.argv[1], "image", "inspect", "--format", "{{.Id}}", service.get("image", "")],
+                           capture_output=True, text=True).stdout.strip()
+    print(json.dumps({"service": service, "imageId": image}, sort_keys=True))
+' "$docker"
+}
+dump_before_migration() {
+  local dir="$1" name
+  name="$(date -u +%Y%m%dT%H%M%SZ).dump"
+  # The running release's postgres container must see the spool (releases before the spool
+  # mount did not): then a new container would, but the old one is the one that serves.
+  if ! compose exec -T postgres test -d "${dir%/*}" 2>/dev/null; then
+    log "warning: the running postgres container has no ${dir%/*} (a release before the backup spool): no dump before this migration"
+    return 0
+  fi
+  log "dumping the database before the migration"
+  # shellcheck disable=SC2016 # expanded by the shell inside the container
+  if ! out="$(compose exec -T postgres sh -c '
+    set -eu
+    mkdir -p "$1"
+    need_kb=$(( $(psql -X -Atq -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT pg_database_size(current_database())") / 1024 ))
+    set -- "$1" "$2" $(df -Pk "$1" | awk "NR == 2 { print \$2, \$4 }")
+    reserve_kb=$(( $3 / 20 ))
+    if [ "$4" -lt $(( need_kb + reserve_kb )) ]; then
+      echo "not enough free space on the data volume for the dump before the migration: the database takes $(( need_kb / 1024 )) MiB and $(( reserve_kb / 1024 )) MiB must stay free; $(( $4 / 1024 )) MiB is free. Grow the data volume (webstack:volumeSizeGb)"
+      exit 1
+    fi
+    pg_dump --format=custom -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$1/$POSTGRES_DB-$2.partial"
+    mv "$1/$POSTGRES_DB-$2.partial" "$1/$POSTGRES_DB-$2"
+    echo "$1/$POSTGRES_DB-$2"
+  ' sh "$dir" "$name" 2>&1)"; then
+    log "the dump before the migration failed; nothing was changed: ${out##*$'\n'}"
+    compose exec -T postgres sh -c 'rm -f "$1"/*.partial' sh "$dir" 2>/dev/null || true
+    exit 1
+  fi
+  log "dumped the database before the migration: ${out##*$'\n'}"
+}
+if [ -n "${PRE_MIGRATION_DIR:-}" ] && [ -f "$app_dir/compose.yaml" ] &&
+  [ -n "$(migration_definition release_compose)" ] &&
+  [ "$(migration_definition release_compose)" != "$(migration_definition compose)" ]; then
+  dump_before_migration "$PRE_MIGRATION_DIR"
 fi
 
 # 2. Remember what runs now: its files and the image id behind each image reference, so a

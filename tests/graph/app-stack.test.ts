@@ -107,7 +107,7 @@ describe("AppStack in the prod graph", () => {
     }
     expect(deploy.inputs.delete).toBeUndefined();
     expect(deploy.inputs.create).toMatch(
-      /^WAIT_TIMEOUT=300 bash '\/srv\/data\/app\/releases\/[0-9a-f]{16}\/scripts\/deploy\.sh' '\/srv\/data\/app'/,
+      /^WAIT_TIMEOUT=300 PRE_MIGRATION_DIR=\/var\/lib\/webstack-backup\/pre-migration bash '\/srv\/data\/app\/releases\/[0-9a-f]{16}\/scripts\/deploy\.sh' '\/srv\/data\/app'/,
     );
   });
 
@@ -118,7 +118,7 @@ describe("AppStack in the prod graph", () => {
       values: { ...prod.values, "webstack:deployWaitSeconds": "900" },
     });
     const deploy = slow.resources.find((r) => r.name.endsWith("-app-deploy"));
-    expect(deploy?.inputs.create).toMatch(/^WAIT_TIMEOUT=900 bash /);
+    expect(deploy?.inputs.create).toMatch(/^WAIT_TIMEOUT=900 /);
   });
 
   it("triggers the deploy on the content hash of what it ships, the server and a secret hash of the .env", () => {

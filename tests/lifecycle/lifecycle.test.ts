@@ -200,7 +200,8 @@ function expectBackupRestores(twin: Twin): void {
   expect(twin.sh("cat /etc/webstack/backup/backup.env", { check: true }).stdout).toMatch(
     new RegExp(`^BACKUP_WORK_DIR="${BACKUP_SPOOL_DIR}"$`, "m"),
   );
-  const spool = twin.sh(`ls -A ${DATA_DIR}/${BACKUP_SPOOL_HOST_DIR}`, { check: true });
+  // No dump is left: the backup's own, and the deploy's dumps before migrations it supersedes.
+  const spool = twin.sh(`find ${DATA_DIR}/${BACKUP_SPOOL_HOST_DIR} -type f`, { check: true });
   expect(spool.stdout.trim(), "the dump spool after a backup").toBe("");
   if (life.value("backupDrill") === false) return;
   const drill = twin.sh("systemctl start webstack-restore-drill.service", { timeoutMs: 5 * MINUTE });
@@ -301,7 +302,7 @@ describe("a stack's life on the server twin", () => {
   );
 
   it(
-    "a new image tag for a service redeploys it on that image, and the data stays",
+    "a new image tag for a service redeploys it on that image after a dump of the database, and the data stays",
     async () => {
       const services = (life.value("services") as Service[]).map((s) =>
         s.name === "api" ? { ...s, image: "local/app:v2" } : s,
@@ -309,6 +310,11 @@ describe("a stack's life on the server twin", () => {
       const update = await life.up({ set: { services } });
       expect(serviceImages(life.twin).get("api")).toBe("local/app:v2");
       expectConverged(update, life.twin);
+      // The api's new image is the migration's: the deploy dumped the database before running it,
+      // and the next backup, which supersedes the dump, removes it.
+      const dumps = life.twin.sh(`ls ${DATA_DIR}/${BACKUP_SPOOL_HOST_DIR}/pre-migration`, { check: true });
+      expect(dumps.stdout.trim()).toMatch(/^app-\d{8}T\d{6}Z\.dump$/);
+      expectBackupRestores(life.twin);
     },
     10 * MINUTE,
   );

@@ -6,7 +6,17 @@
  * Caddy by its address on the stack's network (tunnel mode publishes nothing).
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { request } from "node:http";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
@@ -15,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderDotenv } from "../../compose/dotenv";
 import { deployEnvironment, renderStackFiles } from "../../compose/stack-files";
 import { resolveConfig, type StackConfig } from "../../config/resolve";
+import { BACKUP_SPOOL_HOST_DIR, PRE_MIGRATION_DUMP_DIR } from "../../model/backups";
 import { appDir, UPLOADS_GID } from "../../model/server";
 import { PROJECT_ROOT } from "../../scripts/mock-engine";
 import { configFileValues, DOCKER, run } from "../support/stack-configs";
@@ -397,5 +408,48 @@ describe("the rendered stack on a real Docker engine", () => {
     expect(web.id).not.toBe(before.get("web")![0].id);
     findCaddy();
     expect((await http("app.e2e.example", "/")).body).toBe("web /");
+  }, 300_000);
+
+  it("dumps the running database before a release with a new migration, and not before the same one again", async () => {
+    const dumpDir = join(dataDir, BACKUP_SPOOL_HOST_DIR, "pre-migration");
+    const dumps = () => (existsSync(dumpDir) ? readdirSync(dumpDir).sort() : []);
+    const postgresId = () => containers().get("postgres")![0].id;
+    const inDb = (sql: string) =>
+      docker("exec", postgresId(), "psql", "-X", "-Atq", "-U", "app", "-d", "app", "-c", sql);
+    const before = dumps();
+    expect(deploy(writeRelease(config, "same-migration")).status).toBe(0);
+    expect(dumps(), "a release whose migration is the running one's").toEqual(before);
+    // (The migration command runs on every deploy; the stand-in counts each run.)
+    const migrationsBefore = Number(inDb("SELECT count(*) FROM schema_migrations"));
+
+    // A new image for the api, so a new migration: the running database is dumped first.
+    docker("tag", "local/app:standin", "local/app:with-a-new-migration");
+    const newMigration: StackConfig = {
+      ...config,
+      services: config.services.map((s) => (s.name === "api" ? { ...s, image: "local/app:with-a-new-migration" } : s)),
+    };
+    const result = deploy(writeRelease(newMigration, "new-migration"));
+    expect(result.status, result.stderr).toBe(0);
+    const added = dumps().filter((f) => !before.includes(f));
+    expect(added).toHaveLength(1);
+    expect(added[0]).toMatch(/^app-\d{8}T\d{6}Z\.dump$/);
+    expect(result.stderr).toContain(`dumped the database before the migration: ${PRE_MIGRATION_DUMP_DIR}/${added[0]}`);
+    // The dump holds the database as it was before this migration ran: one migration fewer.
+    expect(Number(inDb("SELECT count(*) FROM schema_migrations"))).toBe(migrationsBefore + 1);
+    const rows = docker(
+      "exec",
+      postgresId(),
+      "pg_restore",
+      "--data-only",
+      "--table=schema_migrations",
+      "-f",
+      "-",
+      `${PRE_MIGRATION_DUMP_DIR}/${added[0]}`,
+    );
+    const copied = rows.split("\n");
+    const start = copied.findIndex((l) => l.startsWith("COPY public.schema_migrations"));
+    expect(copied.indexOf("\\.", start) - start - 1).toBe(migrationsBefore);
+
+    expect(deploy(writeRelease(config, "back-to-standin")).status).toBe(0);
   }, 300_000);
 });
