@@ -2,6 +2,7 @@
  * The program `pulumi up` runs: config → components → stack outputs. Nothing else lives here.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { renderRestoreEnv } from "./backup/render";
 import { AppStack } from "./components/app-stack";
 import { Backups } from "./components/backups";
 import { cloudflareOriginRanges, Edge } from "./components/edge";
@@ -125,5 +126,26 @@ export const backupsBucket = storage.backupsBucketName;
 export const s3Endpoint = storage.s3Endpoint;
 export const appReleaseHash = appStack.contentHash;
 
+/**
+ * The environment file restore.sh needs on a workstation or a new machine, with read-only
+ * credentials: `pulumi stack output restoreEnv --show-secrets > backup.env` (docs/restore.md).
+ */
+export const restoreEnv = pulumi.secret(
+  pulumi
+    .all([
+      storage.backupsBucketName,
+      storage.restoreCredentials.accessKeyId,
+      storage.restoreCredentials.secretAccessKey,
+    ])
+    .apply(([bucket, accessKeyId, secretAccessKey]) =>
+      renderRestoreEnv({
+        endpoint: storage.s3Endpoint,
+        bucket,
+        accessKeyId,
+        secretAccessKey,
+        database: config.postgres.database,
+      }),
+    ),
+);
 /** Public key of the restore drill's own age identity (generated on the server; not an operator key). */
 export const backupDrillRecipient = backups.drillRecipient;

@@ -122,13 +122,45 @@ export function renderBackupEnv(input: BackupEnvInput): string {
     ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
     ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],
   ];
-  const lines = ["# Rendered by backup/render.ts; holds the bucket credentials. 0600 root."];
+  return envFile("# Rendered by backup/render.ts; holds the bucket credentials. 0600 root.", vars);
+}
+
+/** An environment file as systemd and restore.sh read it; unset and empty values are left out. */
+function envFile(header: string, vars: readonly (readonly [string, string | undefined])[]): string {
+  const lines = [header];
   for (const [key, value] of vars) {
     if (value === undefined || value === "") continue;
     if (/[\r\n\0]/.test(value)) throw new Error(`backup.env: the value of ${key} holds a line break`);
     lines.push(`${key}="${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+export interface RestoreEnvInput {
+  endpoint: string;
+  bucket: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  database: string;
+  /** rclone provider: Cloudflare for R2. */
+  provider?: string;
+}
+
+/**
+ * The environment file `restore.sh --env-file` reads on a workstation or a new machine: the
+ * backups bucket with the restore credentials, and the database's name. The stack exports it as
+ * the secret output `restoreEnv`.
+ */
+export function renderRestoreEnv(input: RestoreEnvInput): string {
+  return envFile("# restore.sh --env-file: the backups bucket, read-only (from pulumi stack output restoreEnv).", [
+    ["BACKUP_S3_ENDPOINT", input.endpoint],
+    ["BACKUP_S3_BUCKET", input.bucket],
+    ["BACKUP_S3_ACCESS_KEY_ID", input.accessKeyId],
+    ["BACKUP_S3_SECRET_ACCESS_KEY", input.secretAccessKey],
+    ["BACKUP_S3_PROVIDER", input.provider ?? "Cloudflare"],
+    ["BACKUP_S3_REGION", "auto"],
+    ["PGDATABASE", input.database],
+  ]);
 }
 
 export interface BackupFilesInput {

@@ -67,11 +67,10 @@ export interface S3Credentials {
   secretAccessKey: pulumi.Output<string>;
 }
 
+/** The R2 permission group that reads a bucket's objects: the restore token's only one. */
+export const R2_READ_PERMISSION_GROUP = "Workers R2 Storage Bucket Item Read";
 /** The R2 permission groups a bucket-scoped backup token holds: read (restore drills) and write. */
-export const R2_OBJECT_PERMISSION_GROUPS = [
-  "Workers R2 Storage Bucket Item Read",
-  "Workers R2 Storage Bucket Item Write",
-] as const;
+export const R2_OBJECT_PERMISSION_GROUPS = [R2_READ_PERMISSION_GROUP, "Workers R2 Storage Bucket Item Write"] as const;
 
 const DAY_SECONDS = 86_400;
 
@@ -82,6 +81,11 @@ export class Storage extends pulumi.ComponentResource {
   readonly s3Endpoint: string;
   /** Credentials allowed to read and write objects of the backups bucket. Both secret. */
   readonly backupCredentials: S3Credentials;
+  /**
+   * Credentials for restores, from a workstation or a new machine: read-only on the backups
+   * bucket when the program makes the tokens; the configured keys otherwise. Both secret.
+   */
+  readonly restoreCredentials: S3Credentials;
 
   constructor(name: string, args: StorageArgs, opts?: pulumi.ComponentResourceOptions) {
     super("vps:storage:Storage", name, {}, opts);
@@ -107,17 +111,27 @@ export class Storage extends pulumi.ComponentResource {
       { ...common, bucketName: backups.name, rules: backupLifecycleRules() },
       parent,
     );
+    // No one, not the server's token nor the account's owner, deletes or overwrites a backup
+    // before the lifecycle would: a compromised server cannot destroy the history.
+    new cloudflare.R2BucketLock(
+      `${name}-backups-lock`,
+      { ...common, bucketName: backups.name, rules: backupLockRules() },
+      parent,
+    );
 
     this.uploadsBucketName = uploads.name;
     this.backupsBucketName = backups.name;
     this.s3Endpoint = r2Endpoint(args.accountId, args.jurisdiction);
-    this.backupCredentials =
-      args.backupCredentials.mode === "token"
-        ? createBackupToken(backups.name)
-        : {
-            accessKeyId: pulumi.secret(args.backupCredentials.accessKeyId),
-            secretAccessKey: pulumi.secret(args.backupCredentials.secretAccessKey),
-          };
+    if (args.backupCredentials.mode === "token") {
+      this.backupCredentials = createToken("backups", backups.name, R2_OBJECT_PERMISSION_GROUPS);
+      this.restoreCredentials = createToken("backups-restore", backups.name, [R2_READ_PERMISSION_GROUP]);
+    } else {
+      this.backupCredentials = {
+        accessKeyId: pulumi.secret(args.backupCredentials.accessKeyId),
+        secretAccessKey: pulumi.secret(args.backupCredentials.secretAccessKey),
+      };
+      this.restoreCredentials = this.backupCredentials;
+    }
 
     this.registerOutputs({
       uploadsBucketName: this.uploadsBucketName,
@@ -125,6 +139,8 @@ export class Storage extends pulumi.ComponentResource {
       s3Endpoint: this.s3Endpoint,
       backupAccessKeyId: this.backupCredentials.accessKeyId,
       backupSecretAccessKey: this.backupCredentials.secretAccessKey,
+      restoreAccessKeyId: this.restoreCredentials.accessKeyId,
+      restoreSecretAccessKey: this.restoreCredentials.secretAccessKey,
     });
 
     function createBucket(purpose: "uploads" | "backups", bucketName: string): cloudflare.R2Bucket {
@@ -137,15 +153,20 @@ export class Storage extends pulumi.ComponentResource {
       );
     }
 
-    function createBackupToken(bucketName: pulumi.Output<string>): S3Credentials {
+    /** An account API token with these permission groups on one bucket, as S3 credentials. */
+    function createToken(
+      purpose: "backups" | "backups-restore",
+      bucketName: pulumi.Output<string>,
+      permissionGroups: readonly string[],
+    ): S3Credentials {
       const groups = cloudflare
         .getAccountApiTokenPermissionGroupsListOutput({ accountId: args.accountId }, parent)
-        .apply((list) => permissionGroupIds(list.results ?? []));
+        .apply((list) => permissionGroupIds(list.results ?? [], permissionGroups));
       const token = new cloudflare.AccountToken(
-        `${name}-backups-token`,
+        `${name}-${purpose}-token`,
         {
           accountId: args.accountId,
-          name: `${args.prefix}-backups`,
+          name: `${args.prefix}-${purpose}`,
           policies: [
             {
               effect: "allow",
@@ -196,6 +217,20 @@ export function backupLifecycleRules(): cloudflare.types.input.R2BucketLifecycle
   ];
 }
 
+/**
+ * The backups bucket's lock: each retention prefix is locked for as long as it is kept, so an
+ * object can be neither deleted nor overwritten before the lifecycle expires it. latest.json, at
+ * the root, is not locked: each backup rewrites it.
+ */
+export function backupLockRules(): cloudflare.types.input.R2BucketLockRule[] {
+  return BACKUP_RETENTION.map(({ prefix, keepDays }) => ({
+    id: `lock-${prefix.replace(/\/$/, "")}-for-${keepDays}d`,
+    enabled: true,
+    prefix,
+    condition: { type: "Age", maxAgeSeconds: keepDays * DAY_SECONDS },
+  }));
+}
+
 function abortIncompleteUploadsRule(): cloudflare.types.input.R2BucketLifecycleRule {
   return {
     id: "abort-incomplete-multipart-uploads-after-1d",
@@ -235,14 +270,17 @@ export function s3SecretFromTokenValue(tokenValue: string): string {
   return createHash("sha256").update(tokenValue).digest("hex");
 }
 
-/** The ids of the R2 object permission groups, or an error naming the missing ones. */
-export function permissionGroupIds(groups: readonly { id: string; name: string }[]): string[] {
-  const missing = R2_OBJECT_PERMISSION_GROUPS.filter((n) => !groups.some((g) => g.name === n));
+/** The ids of the named permission groups, or an error naming the missing ones. */
+export function permissionGroupIds(
+  groups: readonly { id: string; name: string }[],
+  names: readonly string[] = R2_OBJECT_PERMISSION_GROUPS,
+): string[] {
+  const missing = names.filter((n) => !groups.some((g) => g.name === n));
   if (missing.length > 0) {
     throw new Error(
       `Cloudflare lists no permission group named ${missing.map((m) => `"${m}"`).join(", ")}; ` +
         'set webstack:backupCredentials to "config" and give an R2 API token\'s keys instead',
     );
   }
-  return R2_OBJECT_PERMISSION_GROUPS.map((n) => groups.find((g) => g.name === n)!.id);
+  return names.map((n) => groups.find((g) => g.name === n)!.id);
 }

@@ -6,7 +6,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { renderBackupEnv } from "../../backup/render";
+import { renderBackupEnv, renderRestoreEnv } from "../../backup/render";
 import { BACKUP_RETENTION } from "../../model/backups";
 import {
   type AgeKey,
@@ -243,6 +243,33 @@ describe("backup.sh then restore.sh", () => {
     const listed = await runScript("restore.sh", ["--env-file", envFile, "list"], {});
     expect(listed.stderr).toBe("");
     expect(listed.stdout.trim().split("\n")).toHaveLength(4);
+  });
+
+  it("restores on a new machine with nothing but the scripts, the restoreEnv output and an operator's key", async () => {
+    // What docs/restore.md says to do on a workstation: the stack's restoreEnv output as the
+    // environment file (the test server's endpoint and keys in place of R2's), any PostgreSQL.
+    const envFile = join(keys, "restore.env");
+    writeFileSync(
+      envFile,
+      renderRestoreEnv({
+        endpoint: s3.endpoint,
+        bucket: "backups",
+        accessKeyId: S3_ACCESS_KEY,
+        secretAccessKey: S3_SECRET_KEY,
+        database: "shop",
+        provider: "Other",
+      }),
+      { mode: 0o600 },
+    );
+    const libpq = { PGHOST: pg.env.PGHOST, PGPORT: pg.env.PGPORT, PGUSER: "postgres", PGPASSWORD: pg.env.PGPASSWORD };
+    const restored = await runScript(
+      "restore.sh",
+      ["--env-file", envFile, "restore", "latest", "--identity", "-", "--database", "shop_new_machine"],
+      libpq,
+      operator.identity,
+    );
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(fingerprint("shop_new_machine")).toBe(fingerprint("shop"));
   });
 
   it("writes only under the prefixes that the retention rules expire (and latest.json)", () => {

@@ -164,8 +164,8 @@ describe("the stack outputs", () => {
     });
   });
 
-  it("keep the deploy private key secret", async () => {
-    expect(run.secretOutputs).toEqual(["deployPrivateKey"]);
+  it("keep the deploy private key and the restore credentials secret, and nothing else", async () => {
+    expect(run.secretOutputs).toEqual(["deployPrivateKey", "restoreEnv"]);
     expect(await pulumi.isSecret(run.exports.deployPrivateKey as pulumi.Output<string>)).toBe(true);
   });
 

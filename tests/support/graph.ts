@@ -16,6 +16,8 @@ export const T = {
   accessServiceToken: "cloudflare:index/zeroTrustAccessServiceToken:ZeroTrustAccessServiceToken",
   accessPolicy: "cloudflare:index/zeroTrustAccessPolicy:ZeroTrustAccessPolicy",
   accessApplication: "cloudflare:index/zeroTrustAccessApplication:ZeroTrustAccessApplication",
+  accountToken: "cloudflare:index/accountToken:AccountToken",
+  r2BucketLock: "cloudflare:index/r2BucketLock:R2BucketLock",
 } as const;
 
 export function ofType(resources: RecordedResource[], type: string): RecordedResource[] {
