@@ -259,17 +259,18 @@ remove_pre_migration_dumps() {
 # The app keeps writing meanwhile: a file that changes or goes while tar reads it is a warning
 # (tar's status 1; the next backup has it whole), anything else fails the backup.
 backup_uploads() {
-  local key="$1" recipients="$2" dirs dir relative=()
-  IFS=: read -r -a dirs <<<"$BACKUP_UPLOADS_DIRS"
-  for dir in "${dirs[@]}"; do
+  local key="$1" recipients="$2" listed dir dirs=() relative=()
+  IFS=: read -r -a listed <<<"$BACKUP_UPLOADS_DIRS"
+  for dir in "${listed[@]}"; do
     [ -n "$dir" ] || continue
     case "$dir" in /*) ;; *) fail "uploads directory $dir is not an absolute path" ;; esac
     [ -d "$dir" ] || fail "uploads directory $dir does not exist"
+    dirs+=("$dir")
     relative+=("${dir#/}")
   done
-  [ "${#relative[@]}" -gt 0 ] || fail "BACKUP_UPLOADS_DIRS names no directory"
+  [ "${#dirs[@]}" -gt 0 ] || fail "BACKUP_UPLOADS_DIRS names no directory"
   local files
-  files="$(find "${dirs[@]}" -type f 2>/dev/null | wc -l)"
+  files="$(find "${dirs[@]}" -type f | wc -l)"
   upload_encrypted "$key" "$recipients" 1 \
     tar --acls --numeric-owner --warning=no-file-changed --warning=no-file-removed -C / -cf - "${relative[@]}"
   local sha size

@@ -102,12 +102,7 @@ export interface BackupEnvInput {
 export function renderBackupEnv(input: BackupEnvInput): string {
   const prefixes = Object.fromEntries(BACKUP_RETENTION.map((r) => [r.prefix.replace(/\/$/, ""), r.prefix]));
   const vars: [string, string | undefined][] = [
-    ["BACKUP_S3_ENDPOINT", input.endpoint],
-    ["BACKUP_S3_BUCKET", input.bucket],
-    ["BACKUP_S3_ACCESS_KEY_ID", input.accessKeyId],
-    ["BACKUP_S3_SECRET_ACCESS_KEY", input.secretAccessKey],
-    ["BACKUP_S3_PROVIDER", input.provider ?? "Cloudflare"],
-    ["BACKUP_S3_REGION", "auto"],
+    ...bucketVars(input),
     ["BACKUP_PREFIX_DAILY", prefixes.daily],
     ["BACKUP_PREFIX_WEEKLY", prefixes.weekly],
     ["BACKUP_PREFIX_MONTHLY", prefixes.monthly],
@@ -122,15 +117,15 @@ export function renderBackupEnv(input: BackupEnvInput): string {
     ["BACKUP_UPLOADS_DIRS", input.uploadsDirs.length > 0 ? input.uploadsDirs.join(":") : undefined],
     ["DRILL_POSTGRES_IMAGE", input.drillPostgresImage],
   ];
-  return envFile("# Rendered by backup/render.ts; holds the bucket credentials. 0600 root.", vars);
+  return envFile("backup.env", "# Rendered by backup/render.ts; holds the bucket credentials. 0600 root.", vars);
 }
 
 /** An environment file as systemd and restore.sh read it; unset and empty values are left out. */
-function envFile(header: string, vars: readonly (readonly [string, string | undefined])[]): string {
+function envFile(name: string, header: string, vars: readonly (readonly [string, string | undefined])[]): string {
   const lines = [header];
   for (const [key, value] of vars) {
     if (value === undefined || value === "") continue;
-    if (/[\r\n\0]/.test(value)) throw new Error(`backup.env: the value of ${key} holds a line break`);
+    if (/[\r\n\0]/.test(value)) throw new Error(`${name}: the value of ${key} holds a line break`);
     lines.push(`${key}="${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`);
   }
   return `${lines.join("\n")}\n`;
@@ -152,15 +147,23 @@ export interface RestoreEnvInput {
  * the secret output `restoreEnv`.
  */
 export function renderRestoreEnv(input: RestoreEnvInput): string {
-  return envFile("# restore.sh --env-file: the backups bucket, read-only (from pulumi stack output restoreEnv).", [
+  return envFile(
+    "restoreEnv",
+    "# restore.sh --env-file: the backups bucket, read-only (from pulumi stack output restoreEnv).",
+    [...bucketVars(input), ["PGDATABASE", input.database]],
+  );
+}
+
+/** The backups bucket as lib.sh reads it; R2 takes the region "auto". */
+function bucketVars(input: RestoreEnvInput | BackupEnvInput): [string, string][] {
+  return [
     ["BACKUP_S3_ENDPOINT", input.endpoint],
     ["BACKUP_S3_BUCKET", input.bucket],
     ["BACKUP_S3_ACCESS_KEY_ID", input.accessKeyId],
     ["BACKUP_S3_SECRET_ACCESS_KEY", input.secretAccessKey],
     ["BACKUP_S3_PROVIDER", input.provider ?? "Cloudflare"],
     ["BACKUP_S3_REGION", "auto"],
-    ["PGDATABASE", input.database],
-  ]);
+  ];
 }
 
 export interface BackupFilesInput {

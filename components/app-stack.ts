@@ -166,6 +166,8 @@ export class AppStack extends pulumi.ComponentResource {
           return hash.digest("hex");
         }),
       );
+      // Unquoted when plain, so the command of a stack without uploads or a migration stays the
+      // `WAIT_TIMEOUT=300 bash …` earlier releases ran: no update on the first `pulumi up` after.
       const environment = Object.entries(deployEnvironment(config))
         .map(([key, value]) => `${key}=${/^[\w./:-]+$/.test(value) ? value : shq(value)}`)
         .join(" ");

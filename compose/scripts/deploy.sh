@@ -173,10 +173,11 @@ dump_before_migration() {
   fi
   log "dumped the database before the migration: ${out##*$'\n'}"
 }
-if [ -n "${PRE_MIGRATION_DIR:-}" ] && [ -f "$app_dir/compose.yaml" ] &&
-  [ -n "$(migration_definition release_compose)" ] &&
-  [ "$(migration_definition release_compose)" != "$(migration_definition compose)" ]; then
-  dump_before_migration "$PRE_MIGRATION_DIR"
+if [ -n "${PRE_MIGRATION_DIR:-}" ] && [ -f "$app_dir/compose.yaml" ]; then
+  release_migration="$(migration_definition release_compose)"
+  if [ -n "$release_migration" ] && [ "$release_migration" != "$(migration_definition compose)" ]; then
+    dump_before_migration "$PRE_MIGRATION_DIR"
+  fi
 fi
 
 # 2. Remember what runs now: its files and the image id behind each image reference, so a

@@ -57,6 +57,14 @@ const UPLOADS_GID = 10001;
 const getfacl = (path: string) =>
   execFileSync("getfacl", ["--absolute-names", "--numeric", path], { encoding: "utf8" }).replace(/^# file:.*\n/m, "");
 const latest = () => JSON.parse(rclone(s3, ["cat", "t:backups/latest.json"]));
+/** drill.sh against a throwaway cluster, with the drill key only. */
+const runDrill = (throwaway: Postgres) =>
+  runScript("drill.sh", [], {
+    ...throwaway.env,
+    ...bucketEnv(s3),
+    PGDATABASE: "shop",
+    BACKUP_DRILL_IDENTITY_FILE: drillKey.identityFile,
+  });
 
 beforeAll(async () => {
   [pg, s3] = await Promise.all([startPostgres({ fsync: "off" }), startS3()]);
@@ -200,12 +208,7 @@ describe("the restore drill of a backup with uploads", () => {
   it("decrypts and lists the uploads archive with the drill key and counts its files", async () => {
     const throwaway = await startPostgres({ fsync: "off" });
     try {
-      const drill = await runScript("drill.sh", [], {
-        ...throwaway.env,
-        ...bucketEnv(s3),
-        PGDATABASE: "shop",
-        BACKUP_DRILL_IDENTITY_FILE: drillKey.identityFile,
-      });
+      const drill = await runDrill(throwaway);
       expect(drill.code, drill.stderr).toBe(0);
       expect(drill.stdout).toContain("uploads archive opens with 3 files");
     } finally {
@@ -221,12 +224,7 @@ describe("the restore drill of a backup with uploads", () => {
     writeFileSync(object, damaged);
     const throwaway = await startPostgres({ fsync: "off" });
     try {
-      const drill = await runScript("drill.sh", [], {
-        ...throwaway.env,
-        ...bucketEnv(s3),
-        PGDATABASE: "shop",
-        BACKUP_DRILL_IDENTITY_FILE: drillKey.identityFile,
-      });
+      const drill = await runDrill(throwaway);
       expect(drill.code).toBe(1);
       expect(drill.stderr).toContain(`FAILED at uploads: ${manifest.uploads.key} is corrupted or truncated`);
     } finally {

@@ -452,4 +452,38 @@ describe("the rendered stack on a real Docker engine", () => {
 
     expect(deploy(writeRelease(config, "back-to-standin")).status).toBe(0);
   }, 300_000);
+
+  it("stops a new migration before anything running is touched when the volume has no room for the dump", async () => {
+    // The spool's dump directory on a 64 KiB tmpfs stands for a full data volume; the running
+    // postgres container is restarted to see it (its bind mount takes the submount).
+    const dumpDir = join(dataDir, BACKUP_SPOOL_HOST_DIR, "pre-migration");
+    mkdirSync(dumpDir, { recursive: true });
+    const restartPostgres = async () => {
+      const id = containers().get("postgres")![0].id;
+      docker("restart", id);
+      await until("postgres healthy", () => health(id) === "running healthy", 60_000);
+    };
+    expect(run("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dumpDir]).status).toBe(0);
+    try {
+      await restartPostgres();
+      const running = readFileSync(join(appDir(dataDir), "compose.yaml"), "utf8");
+      docker("tag", "local/app:standin", "local/app:no-room-for-the-dump");
+      const newMigration: StackConfig = {
+        ...config,
+        services: config.services.map((s) =>
+          s.name === "api" ? { ...s, image: "local/app:no-room-for-the-dump" } : s,
+        ),
+      };
+      const result = deploy(writeRelease(newMigration, "no-room"));
+      expect(result.status).toBe(1);
+      expect(result.stderr).toMatch(
+        /the dump before the migration failed; nothing was changed: not enough free space on the data volume for the dump before the migration: the database takes \d+ MiB .*Grow the data volume \(webstack:volumeSizeGb\)/,
+      );
+      expect(readFileSync(join(appDir(dataDir), "compose.yaml"), "utf8")).toBe(running);
+      expect(readdirSync(dumpDir), "a partial dump left").toEqual([]);
+    } finally {
+      run("umount", [dumpDir]);
+      await restartPostgres();
+    }
+  }, 300_000);
 });
