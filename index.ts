@@ -3,6 +3,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { renderRestoreEnv } from "./backup/render";
+import { Alerts } from "./components/alerts";
 import { AppStack } from "./components/app-stack";
 import { Backups } from "./components/backups";
 import { cloudflareOriginRanges, Edge } from "./components/edge";
@@ -11,8 +12,10 @@ import { Server } from "./components/server";
 import { backupCredentialsSource, Storage } from "./components/storage";
 import { loadConfig } from "./config/load";
 import { backedUpDirs } from "./model/backups";
+import { appDir } from "./model/server";
+import { CLOUDFLARED_SERVICE } from "./model/services";
 
-const { config, appSecrets, registryPasswords } = loadConfig();
+const { config, appSecrets, registryPasswords, alertsUrl } = loadConfig();
 
 const server = new Server(config.prefix, {
   prefix: config.prefix,
@@ -74,6 +77,21 @@ new HostConfig(`${config.prefix}-host`, {
   sshThroughTunnel: config.sshThroughTunnel,
   dataVolume: { device: server.volumeDevice, sizeGb: config.volumeSizeGb, resource: server.volume },
   swapMb: config.tier.swapMb,
+  serverIdentity: appStack.serverIdentity,
+  dependsOn: [appStack.serverReady],
+});
+
+// Alerts from the server (its failures, its health) and from outside it (the dead man's switch).
+const alerts = new Alerts(`${config.prefix}-alerts`, {
+  connection: { host: server.ipv4, privateKey: server.deployPrivateKey },
+  alerts: config.alerts,
+  url: alertsUrl,
+  prefix: config.prefix,
+  composeFile: `${appDir()}/compose.yaml`,
+  tunnelService: config.exposure === "tunnel" ? CLOUDFLARED_SERVICE : undefined,
+  accountId: config.cloudflareAccountId,
+  backupsBucket: storage.backupsBucketName,
+  jurisdiction: config.r2Jurisdiction,
   serverIdentity: appStack.serverIdentity,
   dependsOn: [appStack.serverReady],
 });
@@ -147,5 +165,7 @@ export const restoreEnv = pulumi.secret(
       }),
     ),
 );
+/** The dead man's switch's Worker (absent without webstack:alerts). */
+export const deadMansSwitchWorker = alerts.deadMansSwitch;
 /** Public key of the restore drill's own age identity (generated on the server; not an operator key). */
 export const backupDrillRecipient = backups.drillRecipient;

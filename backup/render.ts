@@ -120,8 +120,15 @@ export function renderBackupEnv(input: BackupEnvInput): string {
   return envFile("backup.env", "# Rendered by backup/render.ts; holds the bucket credentials. 0600 root.", vars);
 }
 
-/** An environment file as systemd and restore.sh read it; unset and empty values are left out. */
-function envFile(name: string, header: string, vars: readonly (readonly [string, string | undefined])[]): string {
+/**
+ * An environment file as systemd, restore.sh and alert.sh read it: KEY="value" with `\` and `"`
+ * escaped; unset and empty values are left out, a value with a line break is refused.
+ */
+export function envFile(
+  name: string,
+  header: string,
+  vars: readonly (readonly [string, string | undefined])[],
+): string {
   const lines = [header];
   for (const [key, value] of vars) {
     if (value === undefined || value === "") continue;

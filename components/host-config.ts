@@ -27,7 +27,7 @@ import {
   swapResizeCommand,
 } from "../cloud-init/render";
 import { ADMIN_USER, DEPLOY_USER } from "../model/server";
-import { filesHash, type ShippedFile, shipFile, shippedFile } from "./ship-file";
+import { filesHash, pathSlug, type ShippedFile, shipFile, shippedFile } from "./ship-file";
 
 export interface HostConfigArgs {
   /** SSH connection of the deploy user (passwordless sudo). The private key is a secret. */
@@ -84,7 +84,7 @@ export class HostConfig extends pulumi.ComponentResource {
 
     const report: ShippedFile[] = [];
     const shipped = files.map((file) => {
-      const commandName = `${name}-file-${slug(file.path)}`;
+      const commandName = `${name}-file-${pathSlug(file.path)}`;
       report.push(shippedFile(commandName, file));
       return shipFile(
         commandName,
@@ -169,7 +169,3 @@ export const RELOAD_COMMAND = [
   "sudo systemctl restart systemd-journald",
   "if systemctl is-enabled --quiet fail2ban 2>/dev/null; then sudo systemctl reload-or-restart fail2ban; fi",
 ].join("\n");
-
-function slug(path: string): string {
-  return path.replace(/^\//, "").replace(/[^a-zA-Z0-9]+/g, "-");
-}

@@ -122,3 +122,8 @@ export function filesHash(files: readonly { path: string; content: string }[]): 
     .update(files.map((f) => `${f.path}\n${f.content}`).join("\n"))
     .digest("hex");
 }
+
+/** A file's path as part of a resource name: `/etc/ssh/x.conf` → `etc-ssh-x-conf`. */
+export function pathSlug(path: string): string {
+  return path.replace(/^\//, "").replace(/[^a-zA-Z0-9]+/g, "-");
+}

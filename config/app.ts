@@ -9,6 +9,7 @@ import { z } from "zod";
 import { DEFAULT_IMAGES } from "../model/default-images";
 import { STACK_ENV_NAMES } from "../model/env";
 import { RESERVED_SERVICE_NAMES } from "../model/services";
+import { wholeNumber } from "./checks";
 import { APP_SECRET_NAMESPACE } from "./namespaces";
 import type { CrossCheck, Problem } from "./problems";
 
@@ -41,14 +42,6 @@ const imageSchema = z.string().superRefine((value, ctx) => {
 
 /** How long a deploy waits for the stack to be healthy unless `deployWaitSeconds` says otherwise. */
 export const DEFAULT_DEPLOY_WAIT_SECONDS = 300;
-
-/** A whole number from `min` to `max`, with messages that give the unit. */
-function wholeNumber(min: number, max: number, unit: string) {
-  return z
-    .int({ message: `must be a whole number of ${unit}` })
-    .min(min, { message: `must be at least ${min} (${unit})` })
-    .max(max, { message: `must be at most ${max} (${unit})` });
-}
 
 const commandSchema = z.array(z.string().min(1)).min(1, { message: "must list the program and its arguments" });
 

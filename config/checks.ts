@@ -119,3 +119,11 @@ function sshRecipientProblem(value: string, allowed: string): string | undefined
   }
   return key.type === "ed25519" || key.type === "rsa" ? undefined : `is not ${allowed}`;
 }
+
+/** A whole number from `min` to `max`, with messages that give the unit. */
+export function wholeNumber(min: number, max: number, unit: string) {
+  return z
+    .int({ message: `must be a whole number of ${unit}` })
+    .min(min, { message: `must be at least ${min} (${unit})` })
+    .max(max, { message: `must be at most ${max} (${unit})` });
+}

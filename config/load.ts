@@ -4,6 +4,7 @@
  * treated as an error, never as a secret. Nothing downstream reads `pulumi.Config` again.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { alertsSecretNames, alertsUrlProblems } from "./alerts";
 import { appSecretNames, appSecretProblems, secretKeyProblems } from "./app";
 import { APP_SECRET_NAMESPACE } from "./namespaces";
 import { ConfigError } from "./problems";
@@ -16,6 +17,8 @@ export interface LoadedConfig {
   readonly appSecrets: Readonly<Record<string, pulumi.Output<string>>>;
   /** Registry passwords by the name of their `secrets:<NAME>` key, each a Pulumi secret. */
   readonly registryPasswords: Readonly<Record<string, pulumi.Output<string>>>;
+  /** The alerts channel's URL (`webstack:alerts.urlSecret`), a Pulumi secret; absent without alerts. */
+  readonly alertsUrl?: pulumi.Output<string>;
 }
 
 /**
@@ -27,6 +30,7 @@ export function loadConfig(): LoadedConfig {
   const config = resolveConfig(pulumi.getStack(), rawConfigFromPulumi(all), isConfigSecret);
   const appSecretsNamed = appSecretNames(config.services);
   const registrySecrets = registrySecretNames(config.registries);
+  const alertsSecret = alertsSecretNames(config.alerts);
   const problems = [
     ...appSecretProblems(config.services, all, isConfigSecret),
     // A secret both a service and a registry use is reported once, above.
@@ -36,12 +40,24 @@ export function loadConfig(): LoadedConfig {
       all,
       isConfigSecret,
     ),
+    ...secretKeyProblems(
+      alertsSecret.filter((name) => !appSecretsNamed.includes(name) && !registrySecrets.includes(name)),
+      "webstack:alerts names it as its urlSecret",
+      all,
+      isConfigSecret,
+    ),
+    ...alertsUrlProblems(config.alerts, all),
   ];
   if (problems.length > 0) throw new ConfigError(config.stack, problems);
   const secrets = new pulumi.Config(APP_SECRET_NAMESPACE);
   const read = (names: readonly string[]) =>
     Object.fromEntries(names.map((name) => [name, secrets.requireSecret(name)]));
-  return { config, appSecrets: read(appSecretsNamed), registryPasswords: read(registrySecrets) };
+  return {
+    config,
+    appSecrets: read(appSecretsNamed),
+    registryPasswords: read(registrySecrets),
+    alertsUrl: config.alerts ? secrets.requireSecret(config.alerts.urlSecret) : undefined,
+  };
 }
 
 /** Whether the engine holds a config key as secret (the SDK's own check, internal to it). */

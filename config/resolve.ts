@@ -8,6 +8,7 @@ import { originHostname, type PublicPort, publicWebPorts, sshHostname } from "..
 import { type CostEstimate, estimateMonthlyCost } from "../model/pricing";
 import type { Tier } from "../model/tiers";
 import { TIERS } from "../model/tiers";
+import { alertsProblems } from "./alerts";
 import { plaintextSecretProblems } from "./edge";
 import { type StackMemory, stackMemory } from "./memory";
 import { PROJECT } from "./namespaces";
@@ -64,7 +65,9 @@ export function resolveConfig(
   for (const check of checks) {
     for (const p of check(raw)) problems.push(describeProblem(p, raw, messages));
   }
-  for (const p of originNameProblems(stack, raw)) problems.push(describeProblem(p, raw, messages));
+  for (const p of [...originNameProblems(stack, raw), ...alertsProblems(stack, raw)]) {
+    problems.push(describeProblem(p, raw, messages));
+  }
   if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems);
 
   const parsed = result.data;

@@ -4,6 +4,7 @@
  * generated from it (scripts/pulumi-yaml.ts, `npm run docs`).
  */
 import { z } from "zod";
+import { alertsConfigDescriptions, alertsConfigFields } from "./alerts";
 import { appConfigDescriptions, appConfigFields, appCrossChecks } from "./app";
 import { backupConfigDescriptions, backupConfigFields } from "./backups";
 import { EDGE_SECRET_KEYS, edgeConfigDescriptions, edgeConfigFields, edgeCrossChecks } from "./edge";
@@ -18,6 +19,7 @@ export const stackConfigSchema = z.strictObject({
   ...appConfigFields,
   ...registryConfigFields,
   ...backupConfigFields,
+  ...alertsConfigFields,
 });
 
 export type StackConfigInput = z.input<typeof stackConfigSchema>;
@@ -53,5 +55,9 @@ export const CONFIG_AREAS: readonly { title: string; descriptions: Readonly<Reco
   {
     title: "Backups (config/backups.ts): pg_dump → age → the R2 backups bucket, with a weekly restore drill.",
     descriptions: backupConfigDescriptions,
+  },
+  {
+    title: "Alerts (config/alerts.ts): one channel for the server's alerts and the dead man's switch.",
+    descriptions: alertsConfigDescriptions,
   },
 ];

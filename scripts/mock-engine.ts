@@ -138,8 +138,23 @@ export function withStandInAppSecrets(config: EngineConfig): EngineConfig {
   for (const name of names) {
     const key = `${APP_SECRET_NAMESPACE}:${String(name)}`;
     if (key in values) continue;
-    values[key] = `stand-in-secret-for-${key.replace(/[^a-zA-Z0-9]+/g, "-")}`;
+    values[key] = standInSecret(key);
     secretKeys.push(key);
+  }
+  // The alerts channel's URL: a stand-in shaped like a URL, as the config check wants one.
+  let alerts: unknown;
+  try {
+    alerts = JSON.parse(config.values[`${PROJECT}:alerts`] ?? "null");
+  } catch {
+    alerts = null;
+  }
+  const urlSecret = (alerts as { urlSecret?: unknown } | null)?.urlSecret;
+  if (typeof urlSecret === "string") {
+    const key = `${APP_SECRET_NAMESPACE}:${urlSecret}`;
+    if (!(key in values) || values[key] === standInSecret(key)) {
+      values[key] = `https://alerts.invalid/${standInSecret(key)}`;
+      if (!secretKeys.includes(key)) secretKeys.push(key);
+    }
   }
   return { values, secretKeys };
 }
@@ -154,13 +169,18 @@ export function engineConfig(config: Record<string, unknown>): EngineConfig {
   for (const [key, value] of Object.entries(config)) {
     const full = key.includes(":") ? key : `${PROJECT}:${key}`;
     if (isSecure(value)) {
-      values[full] = `stand-in-secret-for-${full.replace(/[^a-zA-Z0-9]+/g, "-")}`;
+      values[full] = standInSecret(full);
       secretKeys.push(full);
     } else {
       values[full] = typeof value === "string" ? value : JSON.stringify(value);
     }
   }
   return withStandInAppSecrets({ values, secretKeys });
+}
+
+/** The plan's stand-in for a `secure:` value or a missing app secret. */
+function standInSecret(fullKey: string): string {
+  return `stand-in-secret-for-${fullKey.replace(/[^a-zA-Z0-9]+/g, "-")}`;
 }
 
 function isSecure(value: unknown): boolean {

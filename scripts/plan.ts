@@ -65,7 +65,7 @@ export function shippedFiles(run: ProgramRun): ShippedText[] {
 
 /**
  * Where a shipped file goes under out/<stack>/: the app's release as is, the backups' files in
- * backup/, the host's files under host/ at their path on the server.
+ * backup/, the alerts' in alerts/, the host's files under host/ at their path on the server.
  */
 function artifactName(file: ShippedText, run: ProgramRun): string {
   const component = run.resources.find((r) => `${r.type}::${r.name}` === file.component);
@@ -75,6 +75,7 @@ function artifactName(file: ShippedText, run: ProgramRun): string {
     return file.path.slice(releaseDir.length + 1);
   }
   if (component?.type === "vps:backups:Backups") return `backup/${file.path.split("/").pop()}`;
+  if (component?.type === "vps:alerts:Alerts") return `alerts/${file.path.split("/").pop()}`;
   if (component?.type === "vps:host:HostConfig") return `host${file.path}`;
   throw new Error(`no place in the plan for files shipped by ${file.component}`);
 }

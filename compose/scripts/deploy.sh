@@ -21,6 +21,8 @@
 #   UPLOADS_GID      the group its writer services get: the directory is made theirs (step 2b)
 #   PRE_MIGRATION_DIR  where, inside the postgres container, the running database is dumped before
 #                  a changed migration runs (step 1e); unset: no dump
+#   ALERT_SCRIPT   the alerts' sender (default /usr/local/lib/webstack-alerts/alert.sh, run with
+#                  sudo -n): a failed release alerts through it when it is installed
 #
 # Steps: validate the release; log in to its registries; check that every image has a variant
 # for the server's platform and pull the missing ones (a failure here exits before anything
@@ -56,6 +58,11 @@ log() { printf 'deploy: %s\n' "$*" >&2; }
 compose() {
   "$docker" compose --project-directory "$app_dir" -f "$app_dir/compose.yaml" "$@"
 }
+
+# The health check (alerts/health-check.sh) leaves the containers alone while a deploy holds the
+# app directory's lock: a deploy replaces them on purpose.
+exec 9<"$app_dir"
+flock 9
 
 for f in "${files[@]}"; do
   [ -f "$release_dir/$f" ] || {
@@ -238,13 +245,26 @@ ALTER ROLE CURRENT_USER PASSWORD :'password';
 SQL
 }
 
+# An alert through the stack's channel, when the alerts are installed (not yet on a first deploy).
+alert() {
+  local script="${ALERT_SCRIPT:-/usr/local/lib/webstack-alerts/alert.sh}"
+  [ -x "$script" ] || return 0
+  as_root "$script" --kind alert "$@" || log "warning: the alert did not go out"
+}
+
 rollback() {
+  local failing
+  failing="$(unhealthy_services | tr '\n' ',' | sed 's/,$//; s/,/, /g')"
   report_unhealthy
   if [ "$had_previous" -eq 0 ]; then
     log "first release failed; nothing to roll back to"
+    alert "deploy of release $(basename "$release_dir") failed (the first release: nothing to roll back to)" \
+      "Not healthy: ${failing:-none}. The logs are in the output of pulumi up."
     exit 1
   fi
   log "rolling back to the previous release"
+  alert "deploy of release $(basename "$release_dir") failed and was rolled back" \
+    "Not healthy within ${wait_timeout} s: ${failing:-none}. The previous release is started again; the logs of the failing services are in the output of pulumi up."
   install_files "$previous_dir"
   while read -r ref id; do
     # Digest references are immutable; a tag is pointed back at the image it named before.

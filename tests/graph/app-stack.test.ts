@@ -165,7 +165,7 @@ describe("AppStack in the prod graph", () => {
 
   it("gives the plan compose.yaml, the Caddyfile and the deploy script, but never the .env", () => {
     const files = artifactsOf(run);
-    const appFiles = Object.keys(files).filter((f) => !f.startsWith("backup/") && !f.startsWith("host/"));
+    const appFiles = Object.keys(files).filter((f) => !/^(backup|alerts|host)\//.test(f));
     expect(appFiles.sort()).toEqual(["Caddyfile", "cloud-init.yaml", "compose.yaml", "scripts/deploy.sh"]);
     expect(Object.keys(files).some((f) => f.endsWith(".env"))).toBe(false);
   });

@@ -37,11 +37,12 @@ beforeAll(async () => {
 });
 
 describe("the prod stack in tunnel mode", () => {
-  it("puts the Cloudflare resources under Edge and Storage, and only components at the top", () => {
+  it("puts the Cloudflare resources under Edge, Storage and Alerts (its Worker), and only components at the top", () => {
     for (const r of resources.filter((x) => !x.parent)) expect(r.type).toMatch(/^vps:/);
     const parents = new Set(resources.filter((r) => /^(cloudflare|random):/.test(r.type)).map((r) => r.parent));
     // The app stack's generated database and Redis passwords are its own.
     expect([...parents].sort()).toEqual([
+      "vps:alerts:Alerts::shop-prod-alerts",
       "vps:app:AppStack::shop-prod-app",
       "vps:edge:Edge::shop-prod",
       "vps:storage:Storage::shop-prod",

@@ -207,6 +207,31 @@ const CASES: Case[] = [
     expect: ["webstack:registries[0].passwordSecret", "secrets:<NAME>"],
   },
   {
+    what: "a production stack without alerts",
+    changes: { alerts: undefined },
+    expect: ["webstack:alerts", "required for a production stack", "secrets:ALERTS_URL"],
+  },
+  {
+    what: "an unknown alerts channel",
+    changes: { alerts: { channel: "pagerduty", urlSecret: "ALERTS_URL" } },
+    expect: ["webstack:alerts.channel", "ntfy", "slack", "healthchecks"],
+  },
+  {
+    what: "an alerts URL given in place of its secret's name",
+    changes: { alerts: { channel: "ntfy", urlSecret: "https://ntfy.sh/shop-alerts" } },
+    expect: ["webstack:alerts.urlSecret", "secrets:<NAME>"],
+  },
+  {
+    what: "an e-mail address for a channel that cannot mail",
+    changes: { alerts: { channel: "slack", urlSecret: "ALERTS_URL", email: "ops@example.com" } },
+    expect: ["webstack:alerts.email", "ntfy only", "slack"],
+  },
+  {
+    what: "a disk threshold of 100 percent",
+    changes: { alerts: { channel: "ntfy", urlSecret: "ALERTS_URL", diskPercent: 100 } },
+    expect: ["webstack:alerts.diskPercent", "at most 99"],
+  },
+  {
     what: "a misspelled key",
     changes: { volumeSize: 40 },
     expect: ["webstack:volumeSize", "unknown key", "volumeSizeGb"],

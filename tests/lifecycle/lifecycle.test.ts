@@ -17,6 +17,7 @@ import { type ProgramRun, type RecordedResource, readConfigFile } from "../../sc
 import { shippedFiles } from "../../scripts/plan";
 import { bucketEnv, rclone, type S3, startS3 } from "../backup/harness";
 import { run } from "../support/stack-configs";
+import { WebhookReceiver } from "../support/webhook-receiver";
 import { describeSteps, StepFailed } from "./engine";
 import { Life, type Update } from "./life";
 import { makeLoginKey, type Twin, withinHostLimits } from "./twin";
@@ -31,6 +32,8 @@ const MINUTE = 60_000;
 const PREFIX = "e2e-lifecycle";
 
 let s3: S3;
+/** The alerts channel: the twin's alerts.env points at it. */
+let alerts: WebhookReceiver;
 let life: Life;
 let images: string;
 /** The first deploy's evaluation of the program. */
@@ -54,6 +57,28 @@ function towardsTestS3(text: string): string {
       return key in values ? `${key}="${values[key]}"` : line;
     })
     .join("\n");
+}
+
+/** alerts.env as the program ships it, pointed at the test's webhook receiver instead of ntfy. */
+function towardsTestReceiver(text: string): string {
+  return text.replace(/^ALERT_URL=.*$/m, `ALERT_URL="${alerts.url}/e2e-alerts"`);
+}
+
+/** The alert titles the receiver got (ntfy's Title header), oldest first. */
+function alertTitles(): string[] {
+  return alerts.requests.map((r) => String(r.headers.title));
+}
+
+async function alertArrives(what: RegExp, timeoutMs = 90_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (alertTitles().some((t) => what.test(t))) return;
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const journal = life.twin.sh("journalctl -t webstack-health -t webstack-alert --no-pager -n 60").stdout;
+  throw new Error(
+    `no alert matching ${what} arrived; the receiver got: ${JSON.stringify(alertTitles())}\nthe server's journal:\n${journal}`,
+  );
 }
 
 /**
@@ -225,6 +250,7 @@ beforeAll(async () => {
   images = imagesTarball();
   // The twin reaches the host on the Docker bridge's gateway.
   s3 = await startS3(["backups", "uploads"], "172.17.0.1");
+  alerts = await new WebhookReceiver().start("172.17.0.1");
   life = new Life("lifecycle", readConfigFile(STACK_FILE), `lifecycle-twin-${process.pid}`, {
     afterBoot: (twin) => {
       // The stand-in images take the place of a registry pull on a new server; v2 is a new tag.
@@ -236,6 +262,7 @@ beforeAll(async () => {
     // The backups go to the test's S3 server; Docker's settings fit this sandbox's open-file limit.
     rewriteStdin: (resource, stdin) => {
       if (resource.name.endsWith("-backups-env")) return towardsTestS3(stdin);
+      if (resource.name.endsWith("-alerts-env")) return towardsTestReceiver(stdin);
       if (resource.name.endsWith("-host-file-etc-docker-daemon-json")) return withinHostLimits(stdin);
       return stdin;
     },
@@ -245,6 +272,7 @@ beforeAll(async () => {
 afterAll(async () => {
   life?.end();
   await s3?.close();
+  await alerts?.close();
 });
 
 describe("a stack's life on the server twin", () => {
@@ -487,6 +515,44 @@ describe("a stack's life on the server twin", () => {
   );
 
   it(
+    "a failed backup alerts through OnFailure= with the failing step, and the health timer alerts on a reboot left pending",
+    async () => {
+      const twin = life.twin;
+      expect(timerState(twin, "webstack-health.timer")).toBe("enabled\nactive");
+      // A bucket that does not exist: the upload fails, the unit fails, systemd starts the alert.
+      twin.sh(
+        "mkdir -p /etc/systemd/system/webstack-backup.service.d && " +
+          "printf 'BACKUP_S3_BUCKET=\"no-such-bucket\"\\n' > /run/broken-backup.env && " +
+          "printf '[Service]\\nEnvironmentFile=/run/broken-backup.env\\n' > /etc/systemd/system/webstack-backup.service.d/broken.conf && " +
+          "systemctl daemon-reload",
+        { check: true },
+      );
+      try {
+        alerts.clear();
+        expect(twin.sh("systemctl start webstack-backup.service", { timeoutMs: 5 * MINUTE }).status).not.toBe(0);
+        await alertArrives(/^\[e2e-lifecycle\] webstack-backup\.service failed: \S+/);
+        const failure = alerts.requests.find((r) => String(r.headers.title).includes("webstack-backup.service failed"));
+        expect(failure?.headers.priority).toBe("high");
+        expect(failure?.body).toContain("FAILED at");
+      } finally {
+        twin.sh(
+          "rm -rf /etc/systemd/system/webstack-backup.service.d /run/broken-backup.env && systemctl daemon-reload && systemctl reset-failed",
+          { check: true },
+        );
+      }
+      // The health check, as its timer runs it: a reboot the nightly window did not take.
+      twin.sh("touch -d '-30 hours' /var/run/reboot-required && systemctl start webstack-health.service", {
+        check: true,
+      });
+      await alertArrives(/^\[e2e-lifecycle\] a reboot has been pending for 30 hours/);
+      twin.sh("rm -f /var/run/reboot-required && systemctl start webstack-health.service", { check: true });
+      await alertArrives(/^\[e2e-lifecycle\] resolved: a reboot has been pending/);
+      expectBackupRestores(twin);
+    },
+    10 * MINUTE,
+  );
+
+  it(
     "rotating the Postgres password redeploys with it; a release that fails with a new password rolls back to one that can log in",
     async () => {
       expectConverged(await life.up({ replace: [`${PREFIX}-app-postgres-password`] }), life.twin);
@@ -500,6 +566,8 @@ describe("a stack's life on the server twin", () => {
       });
       await expect(failing).rejects.toBeInstanceOf(StepFailed);
       expect(unhealthy(life.twin)).toEqual([]);
+      // Whoever watches the channel hears of it, whether or not they watch pulumi up.
+      await alertArrives(/^\[e2e-lifecycle\] deploy of release \S+ failed and was rolled back$/, 10_000);
       expect(apiReadsDatabase(life.twin)).toContain("postgis");
       // Fixed, the release deploys with the password rotated above.
       expectConverged(await life.up({ set: { services, deployWaitSeconds: undefined } }), life.twin);

@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { type EngineConfig, engineConfig, PROJECT_ROOT } from "../../scripts/mock-engine";
+import { ConfigError } from "../../config/problems";
+import { type EngineConfig, engineConfig, PROJECT_ROOT, ProgramFailed, runProgram } from "../../scripts/mock-engine";
 
 /** The `config:` map of a stack file, without namespace, as plain values. */
 export function stackValues(stack: string): Record<string, unknown> {
@@ -26,3 +27,20 @@ export function withChanges(stack: string, changes: Record<string, unknown>): En
 
 /** The stacks this project ships. */
 export const STACKS = ["prod", "staging"] as const;
+
+/**
+ * The message of the config error the program fails with for this config, having registered no
+ * resource; throws when it does not fail so.
+ */
+export async function configErrorOf(stack: string, config: EngineConfig): Promise<string> {
+  const failure = await runProgram(stack, config).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  if (!(failure instanceof ProgramFailed) || !(failure.cause instanceof ConfigError)) {
+    throw new Error(`expected a config error, got: ${String(failure)}`);
+  }
+  if (failure.resources.length > 0)
+    throw new Error(`${failure.resources.length} resources registered before the error`);
+  return failure.cause.message;
+}

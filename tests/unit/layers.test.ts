@@ -22,7 +22,7 @@ const outward = (allowed: RegExp) => (i: { from: string }) => !i.from.startsWith
 
 describe("the layers", () => {
   it("keeps Pulumi and components/ out of the renderers", () => {
-    const renderers = ["cloud-init", "compose", "backup"].flatMap(imports);
+    const renderers = ["cloud-init", "compose", "backup", "alerts"].flatMap(imports);
     const bad = renderers.filter((i) => i.from.startsWith("@pulumi/") || i.from.includes("components/"));
     expect(bad).toEqual([]);
   });
@@ -33,6 +33,11 @@ describe("the layers", () => {
     expect(bad).toEqual([]);
   });
 
+  it("lets the alerts' renderer import config/, model/ and backup/'s file writers alone", () => {
+    const bad = imports("alerts").filter((i) => !outward(/^(\.\/|\.\.\/(config|model)\/|\.\.\/backup\/render$)/)(i));
+    expect(bad).toEqual([]);
+  });
+
   it("keeps config/ and model/ below everything: model imports nothing of the project's, config only model", () => {
     const model = imports("model").filter((i) => !outward(/^\.\//)(i));
     const config = imports("config").filter((i) => !outward(/^(\.\/|\.\.\/model\/)/)(i));
@@ -40,7 +45,7 @@ describe("the layers", () => {
   });
 
   it("reads Pulumi config in config/load.ts alone", () => {
-    const readers = ["config", "model", "cloud-init", "compose", "backup", "components"]
+    const readers = ["config", "model", "cloud-init", "compose", "backup", "alerts", "components"]
       .flatMap(imports)
       .filter((i) => i.from.startsWith("@pulumi/pulumi") && i.file.startsWith("config/"));
     expect(readers.map((i) => i.file)).toEqual(["config/load.ts"]);
