@@ -19,7 +19,7 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { ALERT_PATHS, alertFiles, deadMansSwitchScript, HEALTH_UNIT, renderAlertsEnv } from "../alerts/render";
 import { sha256 } from "../backup/render";
-import type { AlertsConfig } from "../config/alerts";
+import { type AlertsConfig, DEFAULT_DISK_PERCENT } from "../config/alerts";
 import { DEPLOY_USER } from "../model/server";
 import { filesHash, pathSlug, type ShippedFile, shipFile, shippedFile } from "./ship-file";
 
@@ -93,7 +93,7 @@ export class Alerts extends pulumi.ComponentResource {
           url,
           email: args.alerts?.email,
           stack: args.prefix,
-          diskPercent: args.alerts?.diskPercent ?? 85,
+          diskPercent: args.alerts?.diskPercent ?? DEFAULT_DISK_PERCENT,
           tunnelService: args.tunnelService,
           composeFile: args.composeFile,
         }),

@@ -15,6 +15,8 @@ export const ALERT_CHANNELS = ["ntfy", "slack", "healthchecks"] as const;
 export type AlertChannel = (typeof ALERT_CHANNELS)[number];
 
 const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/;
+/** Disk use (percent) above which the server alerts, with or without `webstack:alerts`. */
+export const DEFAULT_DISK_PERCENT = 85;
 const EMAIL = /^[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,}$/;
 
 export const alertsSchema = z.strictObject({
@@ -34,7 +36,7 @@ export const alertsSchema = z.strictObject({
   /** ntfy only: ntfy also mails each alert to this address. */
   email: z.string().regex(EMAIL, { message: "must be an e-mail address such as ops@example.com" }).optional(),
   /** Root or data disk use (percent) above which an alert goes out. @default 85 */
-  diskPercent: wholeNumber(50, 99, "percent").default(85),
+  diskPercent: wholeNumber(50, 99, "percent").default(DEFAULT_DISK_PERCENT),
   /**
    * Hours since the last completed backup after which the Worker outside the server raises the
    * alarm (the default fits a daily backup with its random delay). @default 26
