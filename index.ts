@@ -13,7 +13,7 @@ import { backupCredentialsSource, Storage } from "./components/storage";
 import { loadConfig } from "./config/load";
 import { backedUpDirs } from "./model/backups";
 import { appDir } from "./model/server";
-import { CLOUDFLARED_SERVICE } from "./model/services";
+import { CLOUDFLARED_SERVICE, POSTGRES_ADMIN_ROLE } from "./model/services";
 
 const { config, appSecrets, registryPasswords, alertsUrl } = loadConfig();
 
@@ -111,7 +111,9 @@ const backups = new Backups(
     pingUrl: config.backupPingUrl === undefined ? undefined : pulumi.secret(config.backupPingUrl),
     uploadsDirs: backedUpDirs(config),
     database: config.postgres.database,
-    databaseUser: config.postgres.user,
+    // Over the container's socket as the administrator, who can read every object and whose
+    // dumps restore the app role's ownership.
+    databaseUser: POSTGRES_ADMIN_ROLE,
     postgresImage: config.postgres.image,
     serverIdentity: appStack.serverIdentity,
     // The timers dump the app stack's Postgres: install them once the stack is up.

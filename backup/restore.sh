@@ -17,7 +17,8 @@
 #   restore.sh restore [BACKUP] --identity FILE|- [--database NEW_DB] [--jobs N] [--no-owner]
 #       decrypt with the age identity (a file, or "-" for standard input: the private key never
 #       needs to be written to disk), then pg_restore --jobs N into NEW_DB, which must not exist
-#       (default: <PGDATABASE>_restored_<stamp>)
+#       (default: <PGDATABASE>_restored_<stamp>) and is created with the owner of PGDATABASE
+#       (the app's role) when that exists
 #   restore.sh restore [BACKUP] --identity FILE|- --over-live --confirm-over-live
 #       restore into a new database, then swap it in under the live name; the live database is
 #       kept as <PGDATABASE>_before_restore_<stamp>. Refused while any other session (the app) is
@@ -174,7 +175,11 @@ restore_backup() {
   fetch_and_unpack "$key" "$manifest" "$work" "$identity"
 
   step="restore"
-  psql_value postgres "CREATE DATABASE \"$database\" TEMPLATE template0" >/dev/null 2>>"$scratch/psql.log" ||
+  # Owned by the live database's owner (the app's role, which is no superuser) when there is one.
+  local owner
+  owner="$(psql_value postgres "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = '$PGDATABASE'" 2>>"$scratch/psql.log")" ||
+    fail "cannot reach PostgreSQL: $(log_tail "$scratch/psql.log")"
+  psql_value postgres "CREATE DATABASE \"$database\" TEMPLATE template0${owner:+ OWNER \"$owner\"}" >/dev/null 2>>"$scratch/psql.log" ||
     fail "cannot create database $database: $(log_tail "$scratch/psql.log")"
   parallel_restore "$work/dump" "$database" "$jobs" "${extra[@]}" ||
     fail "pg_restore into $database failed (the partial database is left for inspection): $(log_tail "$scratch/pg_restore.log")"

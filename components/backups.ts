@@ -68,7 +68,7 @@ export interface BackupsArgs {
    * written to the backups bucket beside the dump (so the one bucket-scoped token covers them).
    */
   uploadsDirs: readonly string[];
-  /** The app's database and role (the role must own the database; the postgres image makes it superuser). */
+  /** The app's database, and the role the backups connect as (the cluster's superuser, POSTGRES_ADMIN_ROLE). */
   database: pulumi.Input<string>;
   databaseUser: pulumi.Input<string>;
   /**

@@ -19,12 +19,14 @@ import type { StackMemory } from "../config/memory";
 import { BACKUP_SPOOL_DIR, BACKUP_SPOOL_HOST_DIR } from "../model/backups";
 import { POSTGRES_PASSWORD_KEY, REDIS_PASSWORD_KEY, TUNNEL_TOKEN_KEY } from "../model/env";
 import type { PublicPort } from "../model/ports";
+import { postgresLayout } from "../model/postgres";
 import { UPLOADS_GID, uploadsDir } from "../model/server";
 import {
   CADDY_INTERNAL_PORT,
   CADDY_SERVICE,
   CLOUDFLARED_SERVICE,
   MIGRATE_SERVICE,
+  POSTGRES_ADMIN_ROLE,
   POSTGRES_PORT,
   POSTGRES_SERVICE,
   REDIS_PORT,
@@ -48,6 +50,10 @@ export interface ComposeInput {
     readonly image: string;
     readonly database: string;
     readonly user: string;
+    /** PostgreSQL's major version: where the cluster lives on the volume (postgresLayout). */
+    readonly major: number;
+    /** Created by the administrator before the migration (the app's role may not create them). */
+    readonly extensions?: readonly string[];
     readonly maxConnections?: number;
   };
   readonly redis: { readonly image: string; readonly appendOnly: boolean; readonly evictionPolicy?: string };
@@ -149,6 +155,7 @@ function timing(input: ComposeInput, intervalS: number, startPeriodS: number) {
 
 function postgresService(input: ComposeInput): ComposeService {
   const pg = input.postgres;
+  const layout = postgresLayout(pg.major, input.dataDir);
   const t = input.memory.postgres;
   const settings = [
     `shared_buffers=${t.sharedBuffersMb}MB`,
@@ -161,14 +168,21 @@ function postgresService(input: ComposeInput): ComposeService {
     image: pg.image,
     command: ["postgres", ...settings.flatMap((s) => ["-c", s])],
     restart: "unless-stopped",
+    // The image initialises a new cluster with POSTGRES_USER as its superuser, whose password is
+    // POSTGRES_PASSWORD until the deploy's role setup (scripts/postgres-roles.sql) gives that
+    // password to the app's role and takes it from the administrator.
     environment: {
-      POSTGRES_USER: pg.user,
+      POSTGRES_USER: POSTGRES_ADMIN_ROLE,
       POSTGRES_DB: pg.database,
       [POSTGRES_PASSWORD_KEY]: required(POSTGRES_PASSWORD_KEY),
+      POSTGRES_APP_USER: pg.user,
+      ...(pg.extensions?.length ? { POSTGRES_EXTENSIONS: pg.extensions.join(" ") } : {}),
+      // The per-major layout's place, said rather than left to the image (a PostGIS image may differ).
+      ...(layout.pgdata !== layout.mountPoint ? { PGDATA: layout.pgdata } : {}),
     },
     // The backup job's dump spool on the data volume too (BACKUP_SPOOL_DIR says why).
     volumes: [
-      `${input.dataDir}/postgres:/var/lib/postgresql/data`,
+      `${layout.hostDir}:${layout.mountPoint}`,
       `${input.dataDir}/${BACKUP_SPOOL_HOST_DIR}:${BACKUP_SPOOL_DIR}`,
     ],
     // The entrypoint starts as root to own the data directory, then runs postgres as `postgres`.

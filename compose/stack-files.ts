@@ -7,13 +7,13 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { StackConfig } from "../config/resolve";
-import { PRE_MIGRATION_DUMP_DIR } from "../model/backups";
+import { MAJOR_UPGRADE_DUMP_DIR, PRE_MIGRATION_DUMP_DIR } from "../model/backups";
 import { DATA_DIR, UPLOADS_GID, uploadsDir } from "../model/server";
 import { renderCaddyfile } from "./caddyfile";
 import { renderCompose } from "./compose";
 
-/** The server-side scripts, shipped as they are in `compose/scripts/`. */
-export const DEPLOY_SCRIPTS = ["deploy.sh"] as const;
+/** The server-side scripts, shipped as they are in `compose/scripts/` (deploy.sh runs the SQL). */
+export const DEPLOY_SCRIPTS = ["deploy.sh", "postgres-roles.sql"] as const;
 export const SCRIPTS_DIR = join(__dirname, "scripts");
 
 export type AppStackConfig = Pick<
@@ -84,6 +84,11 @@ export function renderStackFiles(config: AppStackConfig, dataDir: string = DATA_
 export function deployEnvironment(config: AppStackConfig, dataDir: string = DATA_DIR): Record<string, string> {
   return {
     WAIT_TIMEOUT: String(config.deployWaitSeconds),
+    // The release's PostgreSQL, checked against the clusters on the volume before anything stops.
+    DATA_DIR: dataDir,
+    POSTGRES_IMAGE: config.postgres.image,
+    POSTGRES_MAJOR: String(config.postgres.major),
+    MAJOR_UPGRADE_DIR: MAJOR_UPGRADE_DUMP_DIR,
     ...(config.uploads ? { UPLOADS_DIR: uploadsDir(dataDir), UPLOADS_GID: String(UPLOADS_GID) } : {}),
     ...(config.migration ? { PRE_MIGRATION_DIR: PRE_MIGRATION_DUMP_DIR } : {}),
   };

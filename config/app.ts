@@ -8,7 +8,8 @@
 import { z } from "zod";
 import { DEFAULT_IMAGES } from "../model/default-images";
 import { STACK_ENV_NAMES } from "../model/env";
-import { RESERVED_SERVICE_NAMES } from "../model/services";
+import { majorOfImageTag } from "../model/postgres";
+import { POSTGRES_ADMIN_ROLE, RESERVED_SERVICE_NAMES } from "../model/services";
 import { wholeNumber } from "./checks";
 import { APP_SECRET_NAMESPACE } from "./namespaces";
 import type { CrossCheck, Problem } from "./problems";
@@ -147,15 +148,39 @@ export const appConfigFields = {
         .string()
         .regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: "must be a lowercase SQL identifier" })
         .default("app"),
-      /** Role the apps connect as. @default "app" */
+      /**
+       * Role the apps and the migration connect as: it owns the database and everything in it but
+       * is not a superuser. @default "app"
+       */
       user: z
         .string()
         .regex(/^[a-z_][a-z0-9_]{0,62}$/, { message: "must be a lowercase SQL identifier" })
+        .refine((name) => name !== POSTGRES_ADMIN_ROLE, {
+          message: `must not be "${POSTGRES_ADMIN_ROLE}": that is the stack's administrator role, which the apps never use`,
+        })
+        .refine((name) => !name.startsWith("pg_"), { message: 'must not start with "pg_" (PostgreSQL reserves it)' })
         .default("app"),
+      /**
+       * Extensions the administrator creates in the database before the migration runs: the app's
+       * role may create only trusted ones (pgcrypto, citext, pg_trgm, …), not postgis_raster or
+       * postgis_topology. PostGIS itself is always there. @default []
+       */
+      extensions: z
+        .array(
+          z
+            .string()
+            .regex(/^[a-z0-9_][a-z0-9_-]{0,62}$/, { message: "must be an extension name such as postgis_raster" }),
+        )
+        .default([]),
+      /**
+       * The image's PostgreSQL major version, when its tag does not start with it (a digest alone).
+       * It decides where the cluster lives on the volume. @default the tag's ("17-3.5": 17)
+       */
+      majorVersion: z.int().min(12).max(99).optional(),
       /** Override the tier's max_connections. */
       maxConnections: z.int().min(10).max(1000).optional(),
     })
-    .default({ image: DEFAULT_IMAGES.postgres, database: "app", user: "app" }),
+    .default({ image: DEFAULT_IMAGES.postgres, database: "app", user: "app", extensions: [] }),
   /** Redis (always with a generated password). */
   redis: z
     .strictObject({
@@ -218,7 +243,7 @@ export const appConfigDescriptions: Record<keyof typeof appConfigFields, string>
     "Optional database migration run before new containers start: {service (whose image and environment it uses), command}.",
   uploads:
     "Optional uploads directory on the volume, served by Caddy: {path (URL prefix, default /uploads), services (writers), mountPath (default /data/uploads)}.",
-  postgres: `Postgres with PostGIS: {image (default ${DEFAULT_IMAGES.postgres}, multi-arch), database (default app), user (default app), maxConnections (default by tier)}.`,
+  postgres: `Postgres with PostGIS: {image (default ${DEFAULT_IMAGES.postgres}, multi-arch), database (default app), user (default app; not a superuser), extensions (default none), majorVersion (default from the image's tag), maxConnections (default by tier)}.`,
   redis: `Redis: {image (default ${DEFAULT_IMAGES.redis}), appendOnly (default false), evictionPolicy (default allkeys-lru, noeviction with appendOnly)}.`,
   healthChecks:
     "Timing of every container's health check: {intervalSeconds, timeoutSeconds, retries}. Each value left out keeps the stack's own: every 5 s for Postgres and Redis, 10 s for the rest; 5 s timeout; 5 retries.",
@@ -293,6 +318,23 @@ export const appCrossChecks: CrossCheck[] = [
       }
     });
     return problems;
+  },
+  function postgresMajorIsKnown(raw) {
+    if (!isObject(raw.postgres) || typeof raw.postgres.image !== "string") return [];
+    const fromTag = majorOfImageTag(raw.postgres.image);
+    const given = raw.postgres.majorVersion;
+    if (given === undefined && fromTag === undefined) {
+      return [
+        {
+          path: ["postgres", "majorVersion"],
+          message: `the image's tag does not say its PostgreSQL major version (${raw.postgres.image}): set it, e.g. 17`,
+        },
+      ];
+    }
+    if (typeof given === "number" && fromTag !== undefined && given !== fromTag) {
+      return [{ path: ["postgres", "majorVersion"], message: `is ${given}, but the image's tag names ${fromTag}` }];
+    }
+    return [];
   },
   function routesGoToServicesWithAPort(raw) {
     if (!Array.isArray(raw.routes) || !Array.isArray(raw.services)) return [];

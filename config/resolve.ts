@@ -5,6 +5,7 @@
  * the key, the bad value and what is allowed.
  */
 import { originHostname, type PublicPort, publicWebPorts, sshHostname } from "../model/ports";
+import { majorOfImageTag } from "../model/postgres";
 import { type CostEstimate, estimateMonthlyCost } from "../model/pricing";
 import type { Tier } from "../model/tiers";
 import { TIERS } from "../model/tiers";
@@ -37,6 +38,8 @@ export interface StackConfig extends Omit<StackConfigOutput, "tier" | "labels"> 
   readonly publicWebPorts: readonly PublicPort[];
   /** What the Hetzner resources of the stack cost a month. */
   readonly monthlyCost: CostEstimate;
+  /** Postgres as configured, with its major version (the config's, else the image tag's). */
+  readonly postgres: StackConfigOutput["postgres"] & { readonly major: number };
 }
 
 /**
@@ -89,6 +92,8 @@ export function resolveConfig(
     memory: stackMemory({ ...parsed, tier }),
     publicWebPorts: publicWebPorts(parsed.exposure),
     monthlyCost: estimateMonthlyCost({ ...parsed, tier }),
+    // The cross check made sure one of them says it.
+    postgres: { ...parsed.postgres, major: parsed.postgres.majorVersion ?? majorOfImageTag(parsed.postgres.image)! },
   };
 }
 

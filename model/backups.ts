@@ -23,6 +23,8 @@ export const BACKUP_SPOOL_DIR = "/var/lib/webstack-backup";
  * container sees it: in the spool, on the data volume. The next good backup removes the dumps.
  */
 export const PRE_MIGRATION_DUMP_DIR = `${BACKUP_SPOOL_DIR}/pre-migration`;
+/** Where the deploy dumps the database for a PostgreSQL major upgrade, removed once it is done. */
+export const MAJOR_UPGRADE_DUMP_DIR = `${BACKUP_SPOOL_DIR}/major-upgrade`;
 /** The spool's directory on the data volume, relative to the data directory (`/srv/data`). */
 export const BACKUP_SPOOL_HOST_DIR = "backup-spool";
 

@@ -26,3 +26,10 @@ export const REDIS_PORT = 6379;
 export const CADDY_INTERNAL_PORT = 80;
 /** Where cloudflared (in the same compose network) sends every tunnel request. */
 export const CADDY_INTERNAL_URL = `http://${CADDY_SERVICE}:${CADDY_INTERNAL_PORT}`;
+
+/**
+ * The cluster's superuser: it has no password and logs in only over the postgres container's own
+ * socket (`docker compose exec`), for the deploy's role setup and the backups. The apps connect as
+ * `webstack:postgres.user`, which owns the database but is not a superuser.
+ */
+export const POSTGRES_ADMIN_ROLE = "postgres";

@@ -21,20 +21,25 @@
 #   UPLOADS_GID      the group its writer services get: the directory is made theirs (step 2b)
 #   PRE_MIGRATION_DIR  where, inside the postgres container, the running database is dumped before
 #                  a changed migration runs (step 1e); unset: no dump
+#   DATA_DIR, POSTGRES_IMAGE, POSTGRES_MAJOR  the data volume's mount point and the release's
+#                  PostgreSQL image and major version: checked against the clusters on the volume
+#                  (step 1f); unset: no check
+#   MAJOR_UPGRADE_DIR  where, inside the postgres containers, a major upgrade's dump goes (the
+#                  backup spool on the data volume)
 #   ALERT_SCRIPT   the alerts' sender (default /usr/local/lib/webstack-alerts/alert.sh, run with
 #                  sudo -n): a failed release alerts through it when it is installed
 #
 # Steps: validate the release; log in to its registries; check that every image has a variant
 # for the server's platform and pull the missing ones (a failure here exits before anything
 # running is touched); dump the running database when the release's migration is a new one;
-# remember the running files and image ids; give the uploads directory to
-# the writers' group; install the release; start
-# Postgres and Redis; run the migration one-off (when the release has
-# a `migrate` service); `docker compose up -d --wait --remove-orphans`; prune superseded images.
+# remember the running files and image ids; give the uploads directory to the writers' group;
+# install the release; start Postgres and Redis; set up the database roles (postgres-roles.sql,
+# beside this script); run the migration one-off (when the release has a `migrate` service);
+# `docker compose up -d --wait --remove-orphans`; prune superseded images.
 # If a step after the install fails, the logs of every service that is not healthy go to stderr,
 # the previous files and images come back, the previous release is started again (with the
-# database role's password set back to its .env's), and the
-# script exits 1. Re-running it with an unchanged release changes nothing (no container restarts).
+# app role's password set back to its .env's), and the script exits 1. Re-running it with an
+# unchanged release changes nothing (no container restarts).
 #
 # Exit status: 0 deployed, 1 failed (rolled back when there was a previous release), 2 usage.
 set -euo pipefail
@@ -52,6 +57,7 @@ wait_timeout="${WAIT_TIMEOUT:-300}"
 keep_releases="${KEEP_RELEASES:-3}"
 files=(compose.yaml Caddyfile .env)
 previous_dir="$app_dir/previous"
+scripts_dir="$(dirname "$(readlink -f "$0")")"
 
 log() { printf 'deploy: %s\n' "$*" >&2; }
 
@@ -187,6 +193,113 @@ if [ -n "${PRE_MIGRATION_DIR:-}" ] && [ -f "$app_dir/compose.yaml" ]; then
   fi
 fi
 
+# 1f. The release's PostgreSQL major version against the clusters on the data volume, which a
+# throwaway container of the release's image lists (they are the postgres user's, 0700) as
+# `<major> <dir>`. PostgreSQL reads no other major's files. A cluster newer than the release's
+# image stops the deploy: PostgreSQL never goes back a major version. A release whose major has no
+# cluster yet while an older one is there is a major upgrade: the running database is dumped with
+# the apps stopped (below), the new major starts on a new, empty cluster in its own directory and
+# the dump is restored into it (step 5b) before the migration; the old cluster stays untouched for
+# a rollback, until the operator removes it.
+upgrade_from=""
+if [ -n "${POSTGRES_MAJOR:-}" ]; then
+  # shellcheck disable=SC2016 # expanded by the shell inside the container
+  if ! clusters="$("$docker" run --rm --network none --user 0 --entrypoint sh -v "$DATA_DIR:/data:ro" "$POSTGRES_IMAGE" -c '
+    for f in /data/postgres/PG_VERSION /data/postgresql/*/docker/PG_VERSION; do
+      if [ -f "$f" ]; then echo "$(cat "$f") ${f%/PG_VERSION}"; fi
+    done' 2>&1)"; then
+    log "cannot read the PostgreSQL clusters on the data volume; nothing was changed: ${clusters##*$'\n'}"
+    exit 1
+  fi
+  own="" older="" older_dir=""
+  while read -r major dir; do
+    [ -n "$major" ] || continue
+    dir="$DATA_DIR/${dir#/data/}"
+    if [ "$major" = "$POSTGRES_MAJOR" ]; then
+      own="$dir"
+    elif [ "$major" -gt "$POSTGRES_MAJOR" ]; then
+      log "the database on the data volume is PostgreSQL $major ($dir), newer than this release's image $POSTGRES_IMAGE (PostgreSQL $POSTGRES_MAJOR), and PostgreSQL cannot go back a major version; nothing was changed. Set webstack:postgres.image to a PostgreSQL $major image"
+      exit 1
+    else
+      older="$major" older_dir="$dir"
+    fi
+  done <<<"$clusters"
+  if [ -n "$own" ] && [ -n "$older" ]; then
+    log "note: the PostgreSQL $older cluster from before the upgrade is still in $older_dir; remove it once the upgrade has proved itself (docs/restore.md)"
+  elif [ -n "$older" ]; then
+    if [ "$POSTGRES_MAJOR" -lt 18 ]; then
+      log "the database on the data volume is PostgreSQL $older and this release's image is PostgreSQL $POSTGRES_MAJOR: before 18 both keep their cluster in the same directory, so there is no upgrade in place; nothing was changed. Upgrade to PostgreSQL 18 or later, or through a backup and restore (docs/restore.md)"
+      exit 1
+    fi
+    if [ ! -f "$app_dir/compose.yaml" ]; then
+      log "the database on the data volume is PostgreSQL $older, this release's image is PostgreSQL $POSTGRES_MAJOR, and no release runs that could dump it; nothing was changed. Deploy a PostgreSQL $older image first, then upgrade"
+      exit 1
+    fi
+    : "${MAJOR_UPGRADE_DIR:?MAJOR_UPGRADE_DIR must be set for a major upgrade}"
+    upgrade_from="$older"
+  fi
+fi
+
+# The running database for a major upgrade: roles (pg_dumpall) and the database (pg_dump's custom
+# format) into MAJOR_UPGRADE_DIR, once the apps are stopped, so nothing is written after it. No
+# room for the dump and the new cluster, or a failed dump, starts the running release again and
+# stops the deploy here.
+dump_for_upgrade() {
+  local out apps
+  log "PostgreSQL $upgrade_from to $POSTGRES_MAJOR: stopping the apps and dumping the database for the upgrade"
+  apps="$(compose config --services | grep -vx -e postgres -e redis || true)"
+  # shellcheck disable=SC2086 # one service name a word
+  [ -z "$apps" ] || compose stop $apps >&2
+  # shellcheck disable=SC2016 # expanded by the shell inside the container
+  if ! out="$(compose exec -T postgres sh -c '
+    set -eu
+    rm -rf "$1" && mkdir -p "$1"
+    need_kb=$(( $(psql -X -Atq -U "$POSTGRES_USER" -d "$POSTGRES_DB" -c "SELECT pg_database_size(current_database())") / 1024 ))
+    set -- "$1" $(df -Pk "$1" | awk "NR == 2 { print \$2, \$4 }")
+    reserve_kb=$(( $2 / 20 ))
+    if [ "$3" -lt $(( 2 * need_kb + reserve_kb )) ]; then
+      echo "not enough free space on the data volume for the upgrade: its dump and the new cluster take twice the database size of $(( need_kb / 1024 )) MiB, and $(( reserve_kb / 1024 )) MiB must stay free; $(( $3 / 1024 )) MiB is free. Grow the data volume (webstack:volumeSizeGb)"
+      exit 1
+    fi
+    pg_dumpall --roles-only -U "$POSTGRES_USER" -f "$1/roles.sql"
+    pg_dump --format=custom -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$1/database.dump"
+  ' sh "$MAJOR_UPGRADE_DIR" 2>&1)"; then
+    log "the dump for the upgrade failed; nothing was changed, the running release starts again: ${out##*$'\n'}"
+    compose exec -T postgres rm -rf "$MAJOR_UPGRADE_DIR" 2>/dev/null || true
+    compose up -d --wait --wait-timeout "$wait_timeout" >&2 || true
+    exit 1
+  fi
+}
+
+# Step 5b of a major upgrade: the dump restored into the new, empty cluster. Every role but the
+# administrator, which the new cluster has, comes from it; the database is made again from
+# template0 and pg_restore fills it (the role setup that follows gives it to the app's role).
+restore_for_upgrade() {
+  log "restoring the database into PostgreSQL $POSTGRES_MAJOR"
+  # shellcheck disable=SC2016 # expanded by the shell inside the container
+  compose exec -T postgres sh -c '
+    set -eu
+    grep -vx "CREATE ROLE $POSTGRES_USER;" "$1/roles.sql" | psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres
+    psql -X -q -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres \
+      -c "DROP DATABASE \"$POSTGRES_DB\"" -c "CREATE DATABASE \"$POSTGRES_DB\" TEMPLATE template0"
+    pg_restore --exit-on-error -U "$POSTGRES_USER" -d "$POSTGRES_DB" "$1/database.dump"
+  ' sh "$MAJOR_UPGRADE_DIR" >&2
+}
+
+# A failed upgrade's cluster goes aside (postgresql-<major>-failed-<stamp>), so the next deploy
+# upgrades again from the old one rather than starting on this one.
+set_failed_upgrade_aside() {
+  local aside
+  aside="postgresql-$POSTGRES_MAJOR-failed-$(date -u +%Y%m%dT%H%M%SZ)"
+  compose stop postgres >&2 || true
+  "$docker" run --rm --network none --user 0 --entrypoint mv -v "$DATA_DIR:/data" "$POSTGRES_IMAGE" \
+    "/data/postgresql/$POSTGRES_MAJOR" "/data/$aside" ||
+    log "warning: cannot move the failed upgrade's cluster aside: remove $DATA_DIR/postgresql/$POSTGRES_MAJOR before the next deploy"
+  log "the failed upgrade's cluster is kept as $DATA_DIR/$aside; the PostgreSQL $upgrade_from cluster was not touched"
+}
+
+if [ -n "$upgrade_from" ]; then dump_for_upgrade; fi
+
 # 2. Remember what runs now: its files and the image id behind each image reference, so a
 # re-pushed tag can be pointed back at the old image.
 had_previous=0
@@ -232,17 +345,22 @@ report_unhealthy() {
   done
 }
 
-# The image sets the role's password only when it creates the database: make the role's password
-# the one in the installed .env, so a rotated password (a replaced RandomPassword) takes effect,
-# and a rollback brings back the password its release logs in with. psql reads it from the
-# container's environment, never from a command line.
-sync_role_password() {
-  log "syncing the database role's password with .env"
+# The database's roles as the release's compose file names them (scripts/postgres-roles.sql says
+# what it makes them): the administrator, the app's role (not a superuser) owning the database and
+# the password in the installed .env, so a rotated password (a replaced RandomPassword) takes
+# effect, and a rollback brings back the password its release logs in with. psql reads the values
+# from the container's environment, never from a command line.
+database_roles() {
+  log "setting up the database roles"
+  # A cluster initialised by a release before the administrator role has none: psql logs in as the
+  # app's role, then its bootstrap superuser.
   # shellcheck disable=SC2016 # expanded by the shell inside the container
-  compose exec -T postgres sh -c 'psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d "$POSTGRES_DB"' <<'SQL'
-\getenv password POSTGRES_PASSWORD
-ALTER ROLE CURRENT_USER PASSWORD :'password';
-SQL
+  compose exec -T postgres sh -c '
+    role="$POSTGRES_USER"
+    if [ -n "${POSTGRES_APP_USER:-}" ] && ! psql -X -q -U "$role" -d "$POSTGRES_DB" -c "SELECT 1" >/dev/null 2>&1; then
+      role="$POSTGRES_APP_USER"
+    fi
+    exec psql -X -q -U "$role" -d "$POSTGRES_DB"' <"$scripts_dir/postgres-roles.sql"
 }
 
 # An alert through the stack's channel, when the alerts are installed (not yet on a first deploy).
@@ -265,15 +383,17 @@ rollback() {
   log "rolling back to the previous release"
   alert "deploy of release $(basename "$release_dir") failed and was rolled back" \
     "Not healthy within ${wait_timeout} s: ${failing:-none}. The previous release is started again; the logs of the failing services are in the output of pulumi up."
+  if [ -n "$upgrade_from" ]; then set_failed_upgrade_aside; fi
   install_files "$previous_dir"
   while read -r ref id; do
     # Digest references are immutable; a tag is pointed back at the image it named before.
     case "$ref" in *@*) ;; *) "$docker" tag "$id" "$ref" 2>/dev/null || true ;; esac
   done <"$previous_dir/images.txt"
   # Data services first, with the previous release's password, before its apps log in.
-  if compose up -d --wait --wait-timeout "$wait_timeout" postgres redis && sync_role_password &&
+  if compose up -d --wait --wait-timeout "$wait_timeout" postgres redis && database_roles &&
     compose up -d --wait --wait-timeout "$wait_timeout" --remove-orphans; then
     log "previous release restored"
+    if [ -n "$upgrade_from" ]; then compose exec -T postgres rm -rf "$MAJOR_UPGRADE_DIR" || true; fi
   else
     log "the previous release did not become healthy either"
     report_unhealthy
@@ -287,8 +407,12 @@ start_release() {
   log "starting postgres and redis"
   compose up -d --wait --wait-timeout "$wait_timeout" postgres redis || return 1
 
-  # 5b. The role's password becomes the one in .env (a rotated password takes effect).
-  sync_role_password || return 1
+  # 5a. A major upgrade's dump goes into the new cluster.
+  if [ -n "$upgrade_from" ]; then restore_for_upgrade || return 1; fi
+
+  # 5b. The database roles: the app's owns the database, is no superuser and has the .env's
+  # password (a rotated password takes effect); the release's extensions exist.
+  database_roles || return 1
 
   # 6. Migrations run once, before the new app containers start.
   # (Captured first: `grep -q` closing the pipe early would fail the pipeline under pipefail.)
@@ -343,6 +467,10 @@ fi
 # 3. Install the release, then start it.
 install_files "$release_dir"
 if ! start_release; then rollback; fi
+if [ -n "$upgrade_from" ]; then
+  compose exec -T postgres rm -rf "$MAJOR_UPGRADE_DIR" || log "warning: the upgrade's dump is left in $MAJOR_UPGRADE_DIR"
+  log "upgraded PostgreSQL $upgrade_from to $POSTGRES_MAJOR; the PostgreSQL $upgrade_from cluster stays in $older_dir until you remove it (docs/restore.md)"
+fi
 
 # 8. Prune superseded images: those the previous release ran and this one no longer names, and
 # dangling layers. Nothing else on the machine is touched.

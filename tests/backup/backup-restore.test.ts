@@ -325,8 +325,10 @@ describe("restore.sh over the live database", () => {
     }
   });
 
-  it("swaps the restored copy in under the live name and keeps the old one", async () => {
+  it("swaps the restored copy in under the live name and keeps the old one, owned by the live one's owner", async () => {
     const before = fingerprint("shop");
+    // As on the server: the app's role, no superuser, owns the live database.
+    pg.psql("CREATE ROLE shop_app; ALTER DATABASE shop OWNER TO shop_app");
     pg.psql('INSERT INTO notes (body) VALUES (\'{"written": "after the backup"}\')', "shop");
     const swapped = await runScript(
       "restore.sh",
@@ -336,6 +338,7 @@ describe("restore.sh over the live database", () => {
     expect(swapped.stderr).toBe("");
     expect(swapped.stdout).toMatch(/restored into shop \(the previous one is kept as shop_before_restore_\d{8}T\d{6}Z/);
     expect(fingerprint("shop")).toBe(before);
+    expect(pg.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'shop'")).toBe("shop_app");
     const kept = pg.psql("SELECT datname FROM pg_database WHERE datname LIKE 'shop_before_restore_%'");
     expect(pg.psql("SELECT count(*) FROM notes", kept)).toBe("301");
   });

@@ -107,7 +107,7 @@ describe("AppStack in the prod graph", () => {
     }
     expect(deploy.inputs.delete).toBeUndefined();
     expect(deploy.inputs.create).toMatch(
-      /^WAIT_TIMEOUT=300 PRE_MIGRATION_DIR=\/var\/lib\/webstack-backup\/pre-migration bash '\/srv\/data\/app\/releases\/[0-9a-f]{16}\/scripts\/deploy\.sh' '\/srv\/data\/app'/,
+      /^WAIT_TIMEOUT=300 DATA_DIR=\/srv\/data POSTGRES_IMAGE=imresamu\/postgis:17-3\.5 POSTGRES_MAJOR=17 MAJOR_UPGRADE_DIR=\/var\/lib\/webstack-backup\/major-upgrade PRE_MIGRATION_DIR=\/var\/lib\/webstack-backup\/pre-migration bash '\/srv\/data\/app\/releases\/[0-9a-f]{16}\/scripts\/deploy\.sh' '\/srv\/data\/app'/,
     );
   });
 
@@ -150,11 +150,13 @@ describe("AppStack in the prod graph", () => {
       "Caddyfile",
       "compose.yaml",
       "scripts/deploy.sh",
+      "scripts/postgres-roles.sql",
     ]);
     for (const f of files) expect(f.command.inputs.create, f.path).toBe(writeFileCommand(f.path, f.mode, "deploy"));
     expect(files.find((f) => f.path.endsWith("/.env"))).toMatchObject({ mode: "0600", text: undefined });
     expect(files.find((f) => f.path.endsWith("/.registries"))).toMatchObject({ mode: "0600", text: undefined });
     expect(files.find((f) => f.path.endsWith("/deploy.sh"))?.mode).toBe("0755");
+    expect(files.find((f) => f.path.endsWith("/postgres-roles.sql"))?.mode).toBe("0644");
   });
 
   it("reports every command that sends a file on stdin as a shipped file", () => {
@@ -163,10 +165,16 @@ describe("AppStack in the prod graph", () => {
     expect(withStdin.map((c) => c.name).filter((n) => !reported.has(n))).toEqual([]);
   });
 
-  it("gives the plan compose.yaml, the Caddyfile and the deploy script, but never the .env", () => {
+  it("gives the plan compose.yaml, the Caddyfile and the deploy scripts, but never the .env", () => {
     const files = artifactsOf(run);
     const appFiles = Object.keys(files).filter((f) => !/^(backup|alerts|host)\//.test(f));
-    expect(appFiles.sort()).toEqual(["Caddyfile", "cloud-init.yaml", "compose.yaml", "scripts/deploy.sh"]);
+    expect(appFiles.sort()).toEqual([
+      "Caddyfile",
+      "cloud-init.yaml",
+      "compose.yaml",
+      "scripts/deploy.sh",
+      "scripts/postgres-roles.sql",
+    ]);
     expect(Object.keys(files).some((f) => f.endsWith(".env"))).toBe(false);
   });
 

@@ -103,6 +103,37 @@ function asThePreviousReleaseLeftIt(run: ProgramRun) {
   };
 }
 
+/** The app role's superuser flag and the database's owner, as psql prints them. */
+const APP_ROLE_STATE =
+  "SELECT rolsuper, pg_get_userbyid(datdba) FROM pg_roles, pg_database WHERE rolname = 'app' AND datname = current_database()";
+
+/**
+ * Replace the stack's database with one initialised as releases before the administrator role
+ * did it (POSTGRES_USER the apps' role, so its bootstrap superuser), holding day one's row and a
+ * table of its own: the running stack is stopped for it.
+ */
+function initialiseAsTheReleaseBefore(twin: Twin): void {
+  const image = (life.value("postgres") as { image?: string } | undefined)?.image ?? "local/postgis:17-3.5";
+  twin.sh(
+    [
+      `${COMPOSE} stop`,
+      `rm -rf ${DATA_DIR}/postgres && mkdir ${DATA_DIR}/postgres`,
+      // The .env's password (single-quoted there), for the apps of the release before.
+      "pw=$(sed -n 's/^POSTGRES_PASSWORD=//p' /srv/data/app/.env | tr -d \"'\")",
+      `docker run -d --name release-before-db -v ${DATA_DIR}/postgres:/var/lib/postgresql/data -e POSTGRES_USER=app -e POSTGRES_DB=app -e POSTGRES_PASSWORD="$pw" ${image} >/dev/null`,
+      "for i in $(seq 120); do docker logs release-before-db 2>&1 | grep -q 'init process complete' && docker exec release-before-db psql -qAt -U app -d app -c 'SELECT 1' >/dev/null 2>&1 && break; sleep 1; done",
+      `docker exec -i release-before-db psql -q -v ON_ERROR_STOP=1 -U app -d app`,
+    ].join(" && "),
+    {
+      check: true,
+      input:
+        "CREATE TABLE day_one (note text); INSERT INTO day_one VALUES ('written on day one');\n" +
+        "CREATE TABLE orders (id serial PRIMARY KEY, total numeric); INSERT INTO orders (total) VALUES (12.5), (3);\n",
+    },
+  );
+  twin.sh("docker rm -f release-before-db", { check: true });
+}
+
 function sql(twin: Twin, statement: string): string {
   const r = twin.sh(
     `${COMPOSE} exec -T postgres sh -c 'psql -qtA -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d "$POSTGRES_DB"'`,
@@ -206,6 +237,8 @@ function expectConverged(update: Update, twin: Twin): void {
   expect(unhealthy(twin), context).toEqual([]);
   expect(apiReadsDatabase(twin)).toContain("postgis");
   expect(sql(twin, "SELECT note FROM day_one"), "day one's row").toBe("written on day one");
+  // The apps' role owns the database and is no superuser, whatever the change.
+  expect(sql(twin, APP_ROLE_STATE), context).toBe("f|app");
   expect(timerState(twin, BACKUP_TIMER), context).toBe("enabled\nactive");
   const drill = life.value("backupDrill") !== false;
   // With the drill off, its timer is gone: systemd knows no such unit.
@@ -286,6 +319,21 @@ describe("a stack's life on the server twin", () => {
       expectBackupRestores(life.twin);
     },
     15 * MINUTE,
+  );
+
+  it(
+    "a database whose apps were its superuser is handed to an app role that is not one, its data kept",
+    async () => {
+      initialiseAsTheReleaseBefore(life.twin);
+      // Any change runs the deploy again; its role setup finds the database of the release before.
+      const update = await life.up({ set: { deployWaitSeconds: 299 } });
+      expectConverged(update, life.twin);
+      expect(sql(life.twin, "SELECT rolname FROM pg_roles WHERE oid = 10")).toBe("postgres");
+      expect(sql(life.twin, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'orders'")).toBe("app");
+      expect(sql(life.twin, "SELECT sum(total) FROM orders")).toBe("15.5");
+      expectBackupRestores(life.twin);
+    },
+    10 * MINUTE,
   );
 
   it(

@@ -13,6 +13,7 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -383,7 +384,7 @@ describe("the rendered stack on a real Docker engine", () => {
     passwords = { postgres: randomBytes(18).toString("hex"), redis: randomBytes(18).toString("hex") };
     const result = deploy(writeRelease(config, "rotated"));
     expect(result.status, result.stderr).toBe(0);
-    expect(result.stderr).toContain("syncing the database role's password with .env");
+    expect(result.stderr).toContain("setting up the database roles");
     findCaddy();
     expect((await http("api.e2e.example", "/api/db")).status).toBe(200);
     expect((await http("api.e2e.example", "/api/redis")).status).toBe(200);
@@ -486,4 +487,120 @@ describe("the rendered stack on a real Docker engine", () => {
       await restartPostgres();
     }
   }, 300_000);
+});
+
+describe("a new PostgreSQL major version on the running stack", () => {
+  const on = (image: string, major: number): StackConfig => ({
+    ...config,
+    postgres: { ...config.postgres, image, major },
+  });
+  const on17 = () => on("local/postgis:17-3.5", 17);
+  const on18 = () => on("local/postgis:18-3.6", 18);
+  // A deploy prunes the images the release before it ran (on a server, the registry has them
+  // again for the next pull); here a second tag of each keeps it, and each deploy finds it again.
+  const images = ["local/postgis:17-3.5", "local/postgis:18-3.6"];
+  const kept = (image: string) => `${image}-kept-by-e2e`;
+  const retag = () => {
+    for (const image of images) docker("tag", kept(image), image);
+  };
+  const deployOn = (stack: StackConfig, name: string, env: Record<string, string> = {}) => {
+    retag();
+    return deploy(writeRelease(stack, name), { ...deployEnvironment(stack, dataDir), ...env });
+  };
+  const postgresId = () => containers().get("postgres")![0].id;
+  const psqlAs = (role: string, sql: string) =>
+    docker("exec", postgresId(), "psql", "-X", "-Atq", "-v", "ON_ERROR_STOP=1", "-U", role, "-d", "app", "-c", sql);
+  const major = () => Math.floor(Number(psqlAs("postgres", "SHOW server_version_num")) / 10000);
+  /** What must survive an upgrade: roles, owners and grants of the app's objects, and the data. */
+  const state = () => ({
+    roles: psqlAs("postgres", "SELECT rolname, rolsuper, rolcanlogin FROM pg_roles WHERE rolname !~ '^pg_' ORDER BY 1"),
+    objects: psqlAs(
+      "postgres",
+      `SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relacl FROM pg_class c
+         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'S') ORDER BY 1`,
+    ),
+    owner: psqlAs("postgres", "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'"),
+    data: psqlAs("postgres", "SELECT count(*), sum(n) FROM kept"),
+    geometry: psqlAs("postgres", "SELECT ST_AsText(place) FROM kept WHERE n = 1"),
+  });
+  const clusterVersion = (dir: string) => readFileSync(join(dataDir, dir, "PG_VERSION"), "utf8").trim();
+  let before: ReturnType<typeof state>;
+
+  beforeAll(() => {
+    for (const image of images) docker("tag", image, kept(image));
+    psqlAs("postgres", "CREATE ROLE reporting");
+    psqlAs(
+      "app",
+      `CREATE TABLE kept (n int PRIMARY KEY, place geometry(Point, 4326));
+       INSERT INTO kept SELECT i, ST_SetSRID(ST_MakePoint(i, i), 4326) FROM generate_series(1, 500) AS i;
+       CREATE VIEW kept_view AS SELECT n FROM kept; GRANT SELECT ON kept_view TO reporting`,
+    );
+    before = state();
+  });
+
+  it("upgrades 17 to 18 through a dump, with its roles, owners, grants and data, and keeps the 17 cluster", async () => {
+    const result = deployOn(on18(), "postgres-18");
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).toContain("PostgreSQL 17 to 18: stopping the apps and dumping the database for the upgrade");
+    expect(result.stderr).toContain("upgraded PostgreSQL 17 to 18");
+    expect(major()).toBe(18);
+    expect(clusterVersion("postgresql/18/docker")).toBe("18");
+    expect(clusterVersion("postgres"), "the 17 cluster, kept").toBe("17");
+    expect(state()).toEqual(before);
+    expect(existsSync(join(dataDir, BACKUP_SPOOL_HOST_DIR, "major-upgrade")), "the upgrade's dump").toBe(false);
+    findCaddy();
+    expect((await http("api.e2e.example", "/api/db")).body).toContain("postgis");
+  }, 300_000);
+
+  it("redeploys on 18 without upgrading again, and says the 17 cluster is still there", () => {
+    const id = postgresId();
+    const result = deployOn(on18(), "postgres-18-again");
+    expect(result.status, result.stderr).toBe(0);
+    expect(result.stderr).not.toContain("dumping the database for the upgrade");
+    expect(result.stderr).toContain("note: the PostgreSQL 17 cluster from before the upgrade is still in");
+    expect(postgresId()).toBe(id);
+  }, 300_000);
+
+  it("refuses a release back on 17 before anything running is touched", () => {
+    const id = postgresId();
+    const result = deployOn(on17(), "back-to-17");
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(
+      /the database on the data volume is PostgreSQL 18 \(\S+\/postgresql\/18\/docker\), newer than this release's image local\/postgis:17-3\.5 \(PostgreSQL 17\), and PostgreSQL cannot go back a major version; nothing was changed/,
+    );
+    expect(postgresId()).toBe(id);
+    expect(major()).toBe(18);
+  }, 300_000);
+
+  it("rolls a failed upgrade back to 17 with its data and sets the new cluster aside; the next deploy upgrades again", async () => {
+    // Back to 17 the way an operator would undo the upgrade: the 18 cluster moved out of the way.
+    const undone = join(dataDir, "postgresql-18-undone");
+    docker("stop", postgresId());
+    renameSync(join(dataDir, "postgresql", "18"), undone);
+    expect(deployOn(on17(), "undo-to-17").status).toBe(0);
+    expect(major()).toBe(17);
+    const broken: StackConfig = {
+      ...on18(),
+      services: config.services.map((s) => (s.name === "web" ? { ...s, healthCheck: { command: ["false"] } } : s)),
+    };
+    const failed = deployOn(broken, "postgres-18-broken", { WAIT_TIMEOUT: "40" });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toContain("rolling back to the previous release");
+    expect(failed.stderr).toMatch(/the failed upgrade's cluster is kept as \S+\/postgresql-18-failed-\d{8}T\d{6}Z/);
+    expect(major()).toBe(17);
+    expect(state()).toEqual(before);
+    expect(existsSync(join(dataDir, "postgresql", "18"))).toBe(false);
+
+    const again = deployOn(on18(), "postgres-18-at-last");
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stderr).toContain("upgraded PostgreSQL 17 to 18");
+    expect(major()).toBe(18);
+    expect(state()).toEqual(before);
+    rmSync(undone, { recursive: true, force: true });
+  }, 600_000);
+
+  afterAll(() => {
+    retag();
+    for (const image of images) docker("image", "rm", kept(image));
+  });
 });

@@ -23,7 +23,13 @@ describe("app stack config", () => {
 
   it("fills Postgres, Redis and proxy defaults with multi-arch images", () => {
     const { postgres, redis, proxy } = resolveConfig("prod", { ...prod(), postgres: undefined, redis: undefined });
-    expect(postgres).toEqual({ image: "imresamu/postgis:17-3.5", database: "app", user: "app" });
+    expect(postgres).toEqual({
+      image: "imresamu/postgis:17-3.5",
+      database: "app",
+      user: "app",
+      extensions: [],
+      major: 17,
+    });
     expect(redis).toEqual({ image: "redis:7.4", appendOnly: false });
     expect(proxy.caddyImage).toMatch(/^caddy:/);
   });
@@ -98,6 +104,41 @@ describe("app stack config", () => {
     const services = prod().services as Record<string, unknown>[];
     expect(problemsOf({ ...prod(), services: [...services, { ...services[1], name: "redis" }] })).toMatch(
       /"redis" is a service of the stack itself/,
+    );
+  });
+
+  it("refuses the administrator's name or a reserved name for the apps' database role", () => {
+    const postgres = { image: "imresamu/postgis:17-3.5", database: "app" };
+    expect(problemsOf({ ...prod(), postgres: { ...postgres, user: "postgres" } })).toMatch(
+      /webstack:postgres\.user \(got "postgres"\): must not be "postgres": that is the stack's administrator role/,
+    );
+    expect(problemsOf({ ...prod(), postgres: { ...postgres, user: "pg_app" } })).toMatch(
+      /webstack:postgres\.user \(got "pg_app"\): must not start with "pg_"/,
+    );
+  });
+
+  it("takes PostgreSQL's major version from the image's tag, or from majorVersion when the tag does not say", () => {
+    expect(resolveConfig("prod", prod()).postgres.major).toBe(17);
+    const on18 = { image: "imresamu/postgis:18-3.6" };
+    expect(resolveConfig("prod", { ...prod(), postgres: on18 }).postgres.major).toBe(18);
+    const byDigest = { image: `imresamu/postgis@sha256:${"a".repeat(64)}`, majorVersion: 18 };
+    expect(resolveConfig("prod", { ...prod(), postgres: byDigest }).postgres.major).toBe(18);
+  });
+
+  it("asks for majorVersion when the image's tag does not say it, and refuses one the tag contradicts", () => {
+    const byDigest = { image: `imresamu/postgis@sha256:${"a".repeat(64)}` };
+    expect(problemsOf({ ...prod(), postgres: byDigest })).toMatch(
+      /webstack:postgres\.majorVersion: the image's tag does not say its PostgreSQL major version .*: set it, e\.g\. 17/,
+    );
+    expect(problemsOf({ ...prod(), postgres: { image: "imresamu/postgis:18-3.6", majorVersion: 17 } })).toMatch(
+      /webstack:postgres\.majorVersion \(got 17\): is 17, but the image's tag names 18/,
+    );
+  });
+
+  it("refuses an extension name that is not one", () => {
+    const postgres = { image: "imresamu/postgis:17-3.5", extensions: ["postgis_raster", "x; DROP TABLE t"] };
+    expect(problemsOf({ ...prod(), postgres })).toMatch(
+      /webstack:postgres\.extensions\[1\] \(got "x; DROP TABLE t"\): must be an extension name such as postgis_raster/,
     );
   });
 

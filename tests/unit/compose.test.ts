@@ -80,6 +80,22 @@ describe("compose renderer", () => {
     expect(services.migrate.environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET/);
   });
 
+  it("keeps a cluster before PostgreSQL 18 in /var/lib/postgresql/data, and the apps' role apart from the superuser", () => {
+    const postgres = composeOf(resolveExample("nestjs-expo")).services.postgres;
+    expect(postgres.volumes).toContain("/srv/data/postgres:/var/lib/postgresql/data");
+    expect(postgres.environment).toMatchObject({ POSTGRES_USER: "postgres", POSTGRES_APP_USER: "app" });
+    expect(postgres.environment).not.toHaveProperty("PGDATA");
+  });
+
+  it("keeps a PostgreSQL 18 cluster in its major's directory under one mount at /var/lib/postgresql", () => {
+    const config = resolveExample("nestjs-expo");
+    const on18 = { ...config, postgres: { ...config.postgres, image: "imresamu/postgis:18-3.6", major: 18 } };
+    const postgres = composeOf(on18).services.postgres;
+    expect(postgres.volumes).toContain("/srv/data/postgresql:/var/lib/postgresql");
+    expect(postgres.volumes).not.toContain("/srv/data/postgres:/var/lib/postgresql/data");
+    expect(postgres.environment).toMatchObject({ PGDATA: "/var/lib/postgresql/18/docker" });
+  });
+
   it("tunes Redis for a queue: append-only and never evicting", () => {
     const { services } = composeOf(resolveExample("fastify-bullmq-nextjs"));
     expect(services.redis.command[2]).toContain("--appendonly yes");

@@ -9,7 +9,8 @@
 #
 # One Debian 13 rootfs (debootstrap minbase + PostgreSQL 17 with PostGIS 3.5, Redis, Caddy,
 # Python with psycopg2 and redis) is imported as a base image; each stand-in is a tiny Dockerfile
-# on top that adds its entrypoint, so they share one layer. Runs as root; starts dockerd if none
+# on top that adds its entrypoint, so they share one layer. PostgreSQL 18 with PostGIS 3.6 comes
+# from a second rootfs of Debian's testing suite (forky), for the 18 stand-in. Runs as root; starts dockerd if none
 # answers (scripts/start-dockerd.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -23,7 +24,7 @@ flock 9
 # The images' sources, this script included: any change to them is a new version, so a stale
 # cache is rebuilt (a version bumped by hand was forgotten once).
 version="$(cd "$here" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)"
-images=(local/postgis:17-3.5 local/redis:standin local/caddy:standin local/cloudflared:standin local/app:standin)
+images=(local/postgis:17-3.5 local/postgis:18-3.6 local/redis:standin local/caddy:standin local/cloudflared:standin local/app:standin)
 tarball="$cache/images-v$version.tar"
 
 print_tarball=false
@@ -62,28 +63,42 @@ if [ -f "$tarball" ]; then
   have_all && finish
 fi
 
-rootfs="$cache/rootfs-v$version"
-if [ ! -f "$rootfs/.complete" ]; then
-  echo "stack-images: debootstrap Debian 13 into $rootfs" >&2
-  rm -rf "$rootfs"
-  debootstrap --variant=minbase \
-    --include=postgresql-17,postgresql-17-postgis-3,redis-server,caddy,python3,python3-psycopg2,python3-redis,curl,wget,ca-certificates,util-linux \
-    trixie "$rootfs" http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 || {
-    tail -20 "$cache/debootstrap.log" >&2
-    exit 1
-  }
-  # Keep the base small: package lists and the apt cache are not needed in the images.
-  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb
-  touch "$rootfs/.complete"
-fi
+# One Debian rootfs, debootstrapped once per version of this script: bootstrap SUITE PACKAGES
+# prints its directory.
+bootstrap() {
+  local suite="$1" packages="$2" dir="$cache/rootfs-$1-v$version"
+  if [ ! -f "$dir/.complete" ]; then
+    echo "stack-images: debootstrap Debian $suite into $dir" >&2
+    rm -rf "$dir"
+    # Debian's testing suite (forky, for PostgreSQL 18) has no script of its own yet: sid's fits it.
+    debootstrap --variant=minbase --include="$packages" "$suite" "$dir" http://deb.debian.org/debian \
+      /usr/share/debootstrap/scripts/sid >"$cache/debootstrap-$suite.log" 2>&1 || {
+      tail -20 "$cache/debootstrap-$suite.log" >&2
+      exit 1
+    }
+    # Keep the base small: package lists and the apt cache are not needed in the images.
+    rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin "$dir"/var/cache/apt/archives/*.deb
+    touch "$dir/.complete"
+  fi
+  echo "$dir"
+}
 
-echo "stack-images: importing the base and building the stand-ins" >&2
-tar -C "$rootfs" --exclude=./.complete -c . | "$docker" import - local/webstack-base:trixie >/dev/null
+trixie="$(bootstrap trixie postgresql-17,postgresql-17-postgis-3,redis-server,caddy,python3,python3-psycopg2,python3-redis,curl,wget,ca-certificates,util-linux)"
+forky="$(bootstrap forky postgresql-18,postgresql-18-postgis-3,util-linux)"
+
+echo "stack-images: importing the bases and building the stand-ins" >&2
+tar -C "$trixie" --exclude=./.complete -c . | "$docker" import - local/webstack-base:trixie >/dev/null
+tar -C "$forky" --exclude=./.complete -c . | "$docker" import - local/webstack-base:forky >/dev/null
+build() { DOCKER_BUILDKIT=0 "$docker" build -q --label "webstack.stand-in=v$version" "$@" >/dev/null; }
 for dir in "$here"/*/; do
   name="$(basename "$dir")"
-  tag=standin
-  [ "$name" = postgis ] && tag=17-3.5
-  DOCKER_BUILDKIT=0 "$docker" build -q --label "webstack.stand-in=v$version" -t "local/$name:$tag" "$dir" >/dev/null
+  if [ "$name" = postgis ]; then
+    build -t local/postgis:17-3.5 "$dir"
+    build -t local/postgis:18-3.6 --build-arg BASE=local/webstack-base:forky --build-arg PG_MAJOR=18 \
+      --build-arg PGDATA=/var/lib/postgresql/18/docker --build-arg VOLUME_DIR=/var/lib/postgresql "$dir"
+  else
+    build -t "local/$name:standin" "$dir"
+  fi
 done
 "$docker" save -o "$tarball.tmp" "${images[@]}"
 mv "$tarball.tmp" "$tarball"

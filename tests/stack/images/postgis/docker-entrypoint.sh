@@ -4,6 +4,14 @@
 set -euo pipefail
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 
+# As the official image from 18 on: a cluster where the layout before 18 kept it (a mount at
+# /var/lib/postgresql/data) is refused rather than left unused beside a new, empty one.
+if [ "${PG_MAJOR:-17}" -ge 18 ] && [ "$PGDATA" != /var/lib/postgresql/data ] && [ -s /var/lib/postgresql/data/PG_VERSION ]; then
+  echo "Error: in 18+, these Docker images are configured to store database data in a" >&2
+  echo "       format which is compatible with \"pg_ctlcluster\"; there appears to be PostgreSQL data in:" >&2
+  echo "         /var/lib/postgresql/data (unused mount/volume)" >&2
+  exit 1
+fi
 if [ "$(id -u)" = 0 ]; then
   mkdir -p "$PGDATA" /var/run/postgresql
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
