@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { DEFAULT_IMAGES } from "../model/default-images";
-import { STACK_ENV_NAMES } from "../model/env";
+import { PORT_ENV_NAME, STACK_DOTENV_KEYS, STACK_ENV_NAMES } from "../model/env";
 import { majorOfImageTag } from "../model/postgres";
 import { POSTGRES_ADMIN_ROLE, RESERVED_SERVICE_NAMES } from "../model/services";
 import { wholeNumber } from "./checks";
@@ -296,6 +296,7 @@ export const appCrossChecks: CrossCheck[] = [
           message: "an HTTP health check needs the service's port; a worker uses {command: [...]}",
         });
       }
+      problems.push(...stackVariablesKept(s, i));
       if (isObject(s.environment)) {
         for (const key of Object.keys(s.environment)) {
           if ((STACK_ENV_NAMES as readonly string[]).includes(key)) {
@@ -405,6 +406,42 @@ export const appCrossChecks: CrossCheck[] = [
     );
   },
 ];
+
+/**
+ * A service's secrets and environment leave alone what the stack sets: its database and Redis
+ * variables (a secret of that name would replace them in the container), the `.env` keys of the
+ * stack's own passwords and tunnel token (an app secret is written to the same file), and a
+ * routed service's PORT, which must say its `port` (Caddy and the health check use that one).
+ */
+function stackVariablesKept(s: Loose, i: number): Problem[] {
+  const problems: Problem[] = [];
+  const stackNames: readonly string[] = [...STACK_ENV_NAMES, ...STACK_DOTENV_KEYS];
+  const hasPort = typeof s.port === "number";
+  if (Array.isArray(s.secrets)) {
+    s.secrets.forEach((name, j) => {
+      if (typeof name !== "string") return;
+      if (stackNames.includes(name)) {
+        problems.push({
+          path: ["services", i, "secrets", j],
+          message: `${name} is set by the stack (${stackNames.join(", ")}); name the secret otherwise`,
+        });
+      } else if (name === PORT_ENV_NAME && hasPort) {
+        problems.push({
+          path: ["services", i, "secrets", j],
+          message: `${PORT_ENV_NAME} is set by the stack from the service's port (${s.port}); remove it`,
+        });
+      }
+    });
+  }
+  const environment = isObject(s.environment) ? s.environment : {};
+  if (hasPort && PORT_ENV_NAME in environment && environment[PORT_ENV_NAME] !== String(s.port)) {
+    problems.push({
+      path: ["services", i, "environment", PORT_ENV_NAME],
+      message: `disagrees with the service's port (${s.port}), which Caddy and the health check use; remove it (the stack sets ${PORT_ENV_NAME}=${s.port})`,
+    });
+  }
+  return problems;
+}
 
 /** The app secrets the services name, each once, sorted. */
 export function appSecretNames(services: readonly AppService[]): string[] {

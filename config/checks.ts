@@ -67,6 +67,15 @@ export function cidrProblem(cidr: string): string | undefined {
   return undefined;
 }
 
+/**
+ * A network in its canonical spelling (`2001:0DB8::/48` → `2001:db8::/48`), as Hetzner's API
+ * returns it: passed on so, a second `pulumi up` sees no difference to correct. For a valid CIDR.
+ */
+export function canonicalCidr(cidr: string): string {
+  const [addr, bits] = ipaddr.parseCIDR(cidr);
+  return `${addr.toString()}/${bits}`;
+}
+
 /** Why a `key=value` Hetzner label is unusable, or undefined when it is fine. */
 export function labelProblem(label: string): string | undefined {
   const at = label.indexOf("=");

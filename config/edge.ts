@@ -65,10 +65,15 @@ export const edgeConfigFields = {
   /**
    * With `backupCredentials: config`: the Secret Access Key of the R2 API token (64 hex
    * characters). Set it with `pulumi config set --secret webstack:backupSecretAccessKey`; a value
-   * stored in plaintext is refused. Only its presence is checked: the offline plan hands the
-   * program a stand-in for secure values, which a format check would refuse.
+   * stored in plaintext is refused (the offline plan's stand-in for it has the same shape).
    */
-  backupSecretAccessKey: z.string().min(1, { message: "must not be empty" }).optional(),
+  backupSecretAccessKey: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, {
+      message:
+        "must be an R2 Secret Access Key: 64 lowercase hex characters (shown once when the R2 API token is created)",
+    })
+    .optional(),
   /**
    * Hostnames deeper than one label below the zone that a certificate on the zone covers, as exact
    * names or one-label wildcards (`*.staging.example.com`). Cloudflare's free Universal SSL

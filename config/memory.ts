@@ -6,6 +6,7 @@
 import { CADDY_SERVICE, CLOUDFLARED_SERVICE, POSTGRES_SERVICE, REDIS_SERVICE } from "../model/services";
 import type { Tier } from "../model/tiers";
 import type { AppService } from "./app";
+import type { Problem } from "./problems";
 
 /** Caddy's part of the proxy budget; cloudflared gets the rest (it needs ~40 MiB at rest). */
 const CADDY_SHARE_OF_PROXY = 0.6;
@@ -22,19 +23,26 @@ export interface MemoryPlan {
   readonly osMb: number;
 }
 
-/** The stack's memory does not fit the server: rendering stops with this. */
+/**
+ * The stack's memory does not fit the server. It carries problems at the config key most to blame
+ * (a service's memoryMb, its memoryShare, or webstack:tier), which `resolveConfig` reports as
+ * config errors like any other.
+ */
 export class MemoryBudgetError extends Error {
-  constructor(message: string) {
-    super(message);
+  constructor(readonly problems: readonly Problem[]) {
+    super(problems.map((p) => `webstack:${p.path.join(".")}: ${p.message}`).join("; "));
     this.name = "MemoryBudgetError";
   }
 }
+
+/** What a service that does not fit can do about it. */
+const REMEDY = "lower memoryMb or replicas, or choose a larger webstack:tier";
 
 /**
  * Split the tier's budgets into container limits: Postgres, Redis, Caddy and cloudflared get their
  * budgets; the user's services get a fixed `memoryMb` or a share of what is left of the apps' budget
  * (weighted by `memoryShare`, each replica counted). Throws a MemoryBudgetError when the limits and
- * the OS add up to more than the server's RAM.
+ * the OS add up to more than the server's RAM, or a service would get too little to start.
  */
 export function planMemory(tier: Tier, services: readonly AppService[], withCloudflared: boolean): MemoryPlan {
   const m = tier.memory;
@@ -53,32 +61,47 @@ export function planMemory(tier: Tier, services: readonly AppService[], withClou
   for (const s of services) {
     limits[s.name] = s.memoryMb ?? Math.floor((leftMb * s.memoryShare) / Math.max(shares, 1));
   }
+  const budget = `the apps budget of the ${tier.name} tier is ${m.appsMb} MiB of ${tier.memoryMb} MiB`;
 
   if (fixedMb > m.appsMb) {
-    throw new MemoryBudgetError(
-      `webstack:services: memory does not fit the server: the services' fixed memoryMb (${fixedMb} MiB, replicas ` +
-        `counted) exceeds the apps budget of the ${tier.name} tier (${m.appsMb} MiB of ${tier.memoryMb} MiB). ` +
-        "Lower memoryMb or replicas, or choose a larger webstack:tier.",
+    // The service with the most fixed memory is the one to look at first.
+    const largest = services.reduce(
+      (top, s, i) =>
+        (s.memoryMb ?? 0) * s.replicas > (services[top].memoryMb ?? 0) * services[top].replicas ? i : top,
+      0,
     );
+    throw new MemoryBudgetError([
+      {
+        path: ["services", largest, "memoryMb"],
+        message: `the services' fixed memoryMb add up to ${fixedMb} MiB (replicas counted), more than fits: ${budget}; ${REMEDY}`,
+      },
+    ]);
   }
+  const tooSmall = services.flatMap((s, i): Problem[] =>
+    limits[s.name] < MIN_SERVICE_MB
+      ? [
+          {
+            path: ["services", i, s.memoryMb === undefined ? "memoryShare" : "memoryMb"],
+            message: `service "${s.name}" would get ${limits[s.name]} MiB, less than the ${MIN_SERVICE_MB} MiB a container needs (${budget}, fixed memoryMb ${fixedMb} MiB); ${REMEDY}`,
+          },
+        ]
+      : [],
+  );
+  if (tooSmall.length > 0) throw new MemoryBudgetError(tooSmall);
   const containersMb = Object.entries(limits).reduce(
     (sum, [name, mb]) => sum + mb * (services.find((s) => s.name === name)?.replicas ?? 1),
     0,
   );
-  const tooSmall = services.filter((s) => limits[s.name] < MIN_SERVICE_MB);
-  if (containersMb + m.osMb > tier.memoryMb || tooSmall.length > 0) {
+  if (containersMb + m.osMb > tier.memoryMb) {
     const table = Object.entries(limits)
       .map(([name, mb]) => `${name} ${mb}`)
       .join(", ");
-    const why =
-      containersMb + m.osMb > tier.memoryMb
-        ? `container limits (${containersMb} MiB) + OS (${m.osMb} MiB) exceed the ${tier.name} tier's ${tier.memoryMb} MiB`
-        : `${tooSmall.map((s) => s.name).join(", ")} would get less than ${MIN_SERVICE_MB} MiB`;
-    throw new MemoryBudgetError(
-      `webstack:services: memory does not fit the server: ${why} (limits in MiB: ${table}; ` +
-        `apps budget ${m.appsMb} MiB, fixed memoryMb ${fixedMb} MiB). ` +
-        "Lower memoryMb or replicas, or choose a larger webstack:tier.",
-    );
+    throw new MemoryBudgetError([
+      {
+        path: ["tier"],
+        message: `container limits (${containersMb} MiB: ${table}) and the OS (${m.osMb} MiB) exceed the ${tier.name} tier's ${tier.memoryMb} MiB; ${REMEDY}`,
+      },
+    ]);
   }
   return { limitsMb: limits, containersMb, serverMb: tier.memoryMb, osMb: m.osMb };
 }

@@ -4,6 +4,7 @@
  * value (never a secret's) and what is allowed.
  */
 import { z } from "zod";
+import { withoutSecrets } from "./echo";
 import { PROJECT } from "./namespaces";
 
 /** A problem at a path of the raw config (`["routes", 0, "hostname"]`). */
@@ -15,24 +16,37 @@ export interface Problem {
 /** A check across keys: it sees the raw values and reports the problems it finds. */
 export type CrossCheck = (raw: Record<string, unknown>) => Problem[];
 
-/** Every problem of one config, gathered into one error. */
+/**
+ * Every problem of one config, gathered into one error. Each message is passed through the echo
+ * policy (config/echo.ts) here, where every message goes: `secretValues` (the values of the keys
+ * the engine holds as secret) and anything shaped like a key or token are never printed.
+ */
 export class ConfigError extends Error {
+  readonly problems: readonly string[];
   constructor(
     readonly stack: string,
-    readonly problems: readonly string[],
+    problems: readonly string[],
+    secretValues: readonly string[] = [],
   ) {
+    const shown = problems.map((p) => withoutSecrets(p, secretValues));
     super(
-      `Invalid config for stack "${stack}" (${problems.length} problem${problems.length === 1 ? "" : "s"}):\n` +
-        problems.map((p) => `  - ${p}`).join("\n"),
+      `Invalid config for stack "${stack}" (${shown.length} problem${shown.length === 1 ? "" : "s"}):\n` +
+        shown.map((p) => `  - ${p}`).join("\n"),
     );
     this.name = "ConfigError";
+    this.problems = shown;
   }
 }
 
-/** What the messages need to know of the schema: its root, and the keys whose values are secret. */
+/**
+ * What the messages need to know of the schema: its root, the keys whose values are secret, and
+ * whether the engine holds a key (without namespace) as secret: one set with `--secret` is never
+ * shown either, whatever the schema says of it.
+ */
 export interface MessageContext {
   readonly schema: z.core.$ZodType;
   readonly secretKeys: ReadonlySet<string>;
+  readonly isSetAsSecret?: (key: string) => boolean;
 }
 
 /** One message for a zod issue, in the user's terms. */
@@ -44,7 +58,7 @@ export function describeIssue(issue: z.core.$ZodIssue, raw: Record<string, unkno
     const name = (k: string) => `${PROJECT}:${formatPath([...issue.path, k])}`;
     return issue.keys
       .map((k) => {
-        const near = known.find((key) => key.toLowerCase() === k.toLowerCase() || editDistance(key, k) <= 2);
+        const near = nearestName(k, known);
         const list = known.length > 0 ? `; known keys: ${known.join(", ")}` : "";
         return `${name(k)}: unknown key${near ? ` (did you mean ${name(near)}?)` : ""}${list}`;
       })
@@ -74,7 +88,8 @@ export function describeProblem(problem: Problem, raw: Record<string, unknown>, 
 function shownValue(raw: Record<string, unknown>, path: readonly PropertyKey[], context: MessageContext): string {
   const value = valueAt(raw, path);
   if (value === undefined) return "";
-  if (context.secretKeys.has(String(path[0]))) return " (value hidden: secret)";
+  const key = String(path[0]);
+  if (context.secretKeys.has(key) || context.isSetAsSecret?.(key)) return " (value hidden: secret)";
   return ` (got ${JSON.stringify(value)})`;
 }
 
@@ -120,6 +135,11 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
     v = (v as Record<PropertyKey, unknown>)[p];
   }
   return v;
+}
+
+/** The candidate a misspelled name most likely meant (same letters but case, or two edits away). */
+export function nearestName(name: string, candidates: readonly string[]): string | undefined {
+  return candidates.find((c) => c.toLowerCase() === name.toLowerCase() || editDistance(c, name) <= 2);
 }
 
 function editDistance(a: string, b: string): number {

@@ -11,14 +11,12 @@ import type { Tier } from "../model/tiers";
 import { TIERS } from "../model/tiers";
 import { alertsProblems } from "./alerts";
 import { plaintextSecretProblems } from "./edge";
-import { type StackMemory, stackMemory } from "./memory";
+import { MemoryBudgetError, type StackMemory, stackMemory } from "./memory";
 import { PROJECT } from "./namespaces";
 import { ConfigError, describeIssue, describeProblem, type Problem } from "./problems";
 import { hostnamesOf, routesInMatchOrder } from "./routes";
 import { crossChecks, SECRET_CONFIG_KEYS, type StackConfigOutput, stackConfigSchema } from "./schema";
 import type { Route } from "./server";
-
-const messages = { schema: stackConfigSchema, secretKeys: SECRET_CONFIG_KEYS };
 
 /** The resolved config every component receives. */
 export interface StackConfig extends Omit<StackConfigOutput, "tier" | "labels"> {
@@ -45,13 +43,20 @@ export interface StackConfig extends Omit<StackConfigOutput, "tier" | "labels"> 
 /**
  * Validate raw config values (as the stack file holds them, keyed without namespace) and resolve
  * the tier. Throws a ConfigError listing every problem. With `isSecret` (whether the engine holds a
- * full key as secret), secret keys stored in plaintext are problems too.
+ * full key as secret), secret keys stored in plaintext are problems too, and keys set as secret
+ * are never shown; no message shows any of `secretValues` (the engine's secret values).
  */
 export function resolveConfig(
   stack: string,
   raw: Record<string, unknown>,
   isSecret?: (fullKey: string) => boolean,
+  secretValues: readonly string[] = [],
 ): StackConfig {
+  const messages = {
+    schema: stackConfigSchema,
+    secretKeys: SECRET_CONFIG_KEYS,
+    isSetAsSecret: isSecret && ((key: string) => isSecret(`${PROJECT}:${key}`)),
+  };
   const problems: string[] = [];
   if (!/^[a-z][a-z0-9-]{0,19}$/.test(stack)) {
     problems.push(
@@ -71,16 +76,27 @@ export function resolveConfig(
   for (const p of [...originNameProblems(stack, raw), ...alertsProblems(stack, raw)]) {
     problems.push(describeProblem(p, raw, messages));
   }
-  if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems);
+  if (problems.length > 0 || !result.success) throw new ConfigError(stack, problems, secretValues);
 
   const parsed = result.data;
+  const tier = TIERS[parsed.tier as keyof typeof TIERS];
+  let memory: StackMemory;
+  try {
+    memory = stackMemory({ ...parsed, tier });
+  } catch (err) {
+    if (!(err instanceof MemoryBudgetError)) throw err;
+    throw new ConfigError(
+      stack,
+      err.problems.map((p) => describeProblem(p, raw, messages)),
+      secretValues,
+    );
+  }
   const userLabels = Object.fromEntries(
     parsed.labels.map((l) => {
       const at = l.indexOf("=");
       return [l.slice(0, at), l.slice(at + 1)];
     }),
   );
-  const tier = TIERS[parsed.tier as keyof typeof TIERS];
   return {
     ...parsed,
     stack,
@@ -89,7 +105,7 @@ export function resolveConfig(
     hostnames: hostnamesOf(parsed.routes),
     labels: { ...userLabels, app: parsed.appName, stack, "managed-by": "pulumi" },
     routesInMatchOrder: routesInMatchOrder(parsed.routes),
-    memory: stackMemory({ ...parsed, tier }),
+    memory,
     publicWebPorts: publicWebPorts(parsed.exposure),
     monthlyCost: estimateMonthlyCost({ ...parsed, tier }),
     // The cross check made sure one of them says it.

@@ -11,6 +11,7 @@ import { EDGE_SECRET_KEYS, edgeConfigDescriptions, edgeConfigFields, edgeCrossCh
 import type { CrossCheck } from "./problems";
 import { registryConfigDescriptions, registryConfigFields, registryCrossChecks } from "./registries";
 import { serverConfigDescriptions, serverConfigFields, serverCrossChecks } from "./server";
+import { uniquenessChecks } from "./unique";
 
 /** The stack config schema. Keys are the config keys without the `webstack:` namespace. */
 export const stackConfigSchema = z.strictObject({
@@ -41,6 +42,7 @@ export const crossChecks: CrossCheck[] = [
   ...edgeCrossChecks,
   ...appCrossChecks,
   ...registryCrossChecks,
+  ...uniquenessChecks,
 ];
 
 /**

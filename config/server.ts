@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { ARM_LOCATIONS, HETZNER_LOCATIONS, TIER_NAMES, TIERS, X86_SERVER_TYPE } from "../model/tiers";
-import { checked, cidrProblem, HOSTNAME, labelProblem, sshPublicKeyProblem } from "./checks";
+import { canonicalCidr, checked, cidrProblem, HOSTNAME, labelProblem, sshPublicKeyProblem } from "./checks";
 import type { CrossCheck, Problem } from "./problems";
 
 /** Labels this program sets itself; users may not override them. */
@@ -25,7 +25,8 @@ const tierSchema = z.string().superRefine((value, ctx) => {
 });
 
 const sshKeySchema = checked(sshPublicKeyProblem);
-const cidrSchema = checked(cidrProblem);
+/** A CIDR, passed on in its canonical spelling. */
+const cidrSchema = checked(cidrProblem).transform(canonicalCidr);
 const labelSchema = checked(labelProblem);
 
 /** A route: hostname and optional path prefix to a service of the stack. */

@@ -16,6 +16,7 @@ import { pathToFileURL } from "node:url";
 import * as pulumi from "@pulumi/pulumi";
 import { parse } from "yaml";
 import { APP_SECRET_NAMESPACE, PROJECT } from "../config/namespaces";
+import { isGenericStandIn, secretStandIn, urlSecretStandIn } from "../config/stand-ins";
 
 // Internal SDK modules: the mock monitor and the settings that hold it. Typed by hand below.
 // biome-ignore lint/suspicious/noExplicitAny: untyped internals of @pulumi/pulumi
@@ -108,8 +109,40 @@ export function readConfigFile(path: string): EngineConfig {
   } catch {
     throw new Error(`cannot read stack config file ${path}`);
   }
-  const doc = (parse(text) ?? {}) as { config?: Record<string, unknown> };
-  return engineConfig(doc.config ?? {});
+  return engineConfig(stackConfigOf(text, path));
+}
+
+const STACK_FILE_SHAPE =
+  "a stack config file is a YAML mapping with a config: mapping of keys, e.g. config: {webstack:tier: small}";
+
+/** The `config:` map of a stack file's text; a file that is not one is named as such. */
+function stackConfigOf(text: string, path: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    const where = (err as { linePos?: { line: number }[] }).linePos?.[0]?.line;
+    throw new Error(`${path} is not valid YAML${where ? ` (line ${where})` : ""}; ${STACK_FILE_SHAPE}`);
+  }
+  const isMapping = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === "object" && !Array.isArray(v);
+  if (!isMapping(doc))
+    throw new Error(`${path} is not a stack config file: it is not a YAML mapping; ${STACK_FILE_SHAPE}`);
+  // The project file has a config: block too (the keys' declarations), beside its name and runtime.
+  if ("name" in doc && "runtime" in doc) {
+    throw new Error(
+      `${path} is not a stack config file: it is a Pulumi project file (it has name: and runtime:); plan a stack file such as Pulumi.prod.yaml`,
+    );
+  }
+  if (!("config" in doc)) {
+    const keys = Object.keys(doc).slice(0, 5).join(", ");
+    throw new Error(
+      `${path} is not a stack config file: it has no config: key (its keys: ${keys}); ${STACK_FILE_SHAPE}`,
+    );
+  }
+  if (doc.config === null) return {};
+  if (!isMapping(doc.config)) throw new Error(`${path}: config: must be a mapping of keys; ${STACK_FILE_SHAPE}`);
+  return doc.config;
 }
 
 /**
@@ -138,7 +171,7 @@ export function withStandInAppSecrets(config: EngineConfig): EngineConfig {
   for (const name of names) {
     const key = `${APP_SECRET_NAMESPACE}:${String(name)}`;
     if (key in values) continue;
-    values[key] = standInSecret(key);
+    values[key] = secretStandIn(key);
     secretKeys.push(key);
   }
   // The alerts channel's URL: a stand-in shaped like a URL, as the config check wants one.
@@ -151,8 +184,8 @@ export function withStandInAppSecrets(config: EngineConfig): EngineConfig {
   const urlSecret = (alerts as { urlSecret?: unknown } | null)?.urlSecret;
   if (typeof urlSecret === "string") {
     const key = `${APP_SECRET_NAMESPACE}:${urlSecret}`;
-    if (!(key in values) || values[key] === standInSecret(key)) {
-      values[key] = `https://alerts.invalid/${standInSecret(key)}`;
+    if (!(key in values) || isGenericStandIn(key, values[key])) {
+      values[key] = urlSecretStandIn(key);
       if (!secretKeys.includes(key)) secretKeys.push(key);
     }
   }
@@ -169,18 +202,13 @@ export function engineConfig(config: Record<string, unknown>): EngineConfig {
   for (const [key, value] of Object.entries(config)) {
     const full = key.includes(":") ? key : `${PROJECT}:${key}`;
     if (isSecure(value)) {
-      values[full] = standInSecret(full);
+      values[full] = secretStandIn(full);
       secretKeys.push(full);
     } else {
       values[full] = typeof value === "string" ? value : JSON.stringify(value);
     }
   }
   return withStandInAppSecrets({ values, secretKeys });
-}
-
-/** The plan's stand-in for a `secure:` value or a missing app secret. */
-function standInSecret(fullKey: string): string {
-  return `stand-in-secret-for-${fullKey.replace(/[^a-zA-Z0-9]+/g, "-")}`;
 }
 
 function isSecure(value: unknown): boolean {

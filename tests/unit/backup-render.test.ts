@@ -159,15 +159,16 @@ describe("backup config keys", () => {
     expect(() => resolveConfig("prod", base)).toThrow(/webstack:backupRecipients: is required/);
   });
 
-  it("refuses an age private key as a recipient and says what to give instead", () => {
-    expect(() =>
+  it("refuses an age private key as a recipient, says what to give instead, and never prints it", () => {
+    const attempt = () =>
       resolveConfig("prod", {
         ...base,
         backupRecipients: ["AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"],
-      }),
-    ).toThrow(
-      /webstack:backupRecipients\[0\] \(got "AGE-SECRET-KEY-.*\): is an age PRIVATE key; give its public key \(age-keygen -y FILE\)/,
+      });
+    expect(attempt).toThrow(
+      /webstack:backupRecipients\[0\] \(got "\(hidden: looks like a secret\)"\): is an age PRIVATE key; give its public key \(age-keygen -y FILE\)/,
     );
+    expect(attempt).not.toThrow(/AGE-SECRET-KEY-1/);
   });
 
   it("refuses a schedule that could break out of its line", () => {

@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { quoteDotenvValue, renderDotenv } from "../../compose/dotenv";
 import { renderStackFiles } from "../../compose/stack-files";
-import { MemoryBudgetError, planMemory, postgresTuning, redisTuning } from "../../config/memory";
+import { planMemory, postgresTuning, redisTuning } from "../../config/memory";
+import { ConfigError } from "../../config/problems";
 import { resolveConfig, type StackConfig } from "../../config/resolve";
 import { TIER_NAMES, TIERS } from "../../model/tiers";
 import { exampleNames, exampleValues, resolveExample } from "../support/stack-configs";
@@ -172,11 +173,25 @@ describe("memory budgets", () => {
     expect(mb(services.caddy.mem_limit) + mb(services.cloudflared.mem_limit)).toBe(TIERS.small.memory.proxyMb);
   });
 
-  it("fails resolving the config with the numbers when fixed memory does not fit the tier", () => {
+  it("refuses, as a config error at the largest memoryMb, fixed memory that does not fit the tier", () => {
     const greedy = () => resolveConfig("example", { ...exampleValues("migrations-pinned-digests"), tier: "small" });
-    expect(greedy).toThrow(MemoryBudgetError);
+    expect(greedy).toThrow(ConfigError);
     expect(greedy).toThrow(
-      /fixed memoryMb \(2048 MiB, replicas counted\) exceeds the apps budget of the small tier \(1792 MiB of 4096 MiB\).*larger webstack:tier/,
+      /webstack:services\[\d\]\.memoryMb \(got \d+\): the services' fixed memoryMb add up to 2048 MiB \(replicas counted\), more than fits: the apps budget of the small tier is 1792 MiB of 4096 MiB; .*larger webstack:tier/,
+    );
+  });
+
+  it("names each service that would get less than a container needs, at its memoryShare", () => {
+    const base = exampleValues("migrations-pinned-digests");
+    const services: Record<string, unknown>[] = (base.services as Record<string, unknown>[]).map((s) => ({
+      ...s,
+      memoryMb: undefined,
+    }));
+    services[0] = { ...services[0], memoryMb: 1780 };
+    const attempt = () => resolveConfig("example", { ...base, tier: "small", services });
+    expect(attempt).toThrow(ConfigError);
+    expect(attempt).toThrow(
+      /webstack:services\[1\]\.memoryShare \(got \d+\): service "worker" would get \d+ MiB, less than the 32 MiB/,
     );
   });
 
