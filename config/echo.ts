@@ -10,7 +10,7 @@ export const HIDDEN = "(hidden: looks like a secret)";
 
 /**
  * Shapes of secrets people paste into the wrong key: private keys (PEM, OpenSSH, age), tokens with
- * a vendor prefix, JWTs, URLs with a password in them, and long random strings (API tokens, S3
+ * a vendor prefix, JWTs, webhook and ping URLs, URLs with a password in them, and long random strings (API tokens, S3
  * secret keys: 40 characters or more of a token's alphabet with letters and digits mixed).
  */
 const SECRET_SHAPES: readonly RegExp[] = [
@@ -21,6 +21,8 @@ const SECRET_SHAPES: readonly RegExp[] = [
   /\b(ghp|gho|ghu|ghs|ghr|github_pat|glpat|xox[abposr]|sk|sk_live|rk_live|pk_live|npm|hf|dop_v1)[-_][A-Za-z0-9_-]{16,}/g,
   /\b(AKIA|ASIA)[0-9A-Z]{16}\b/g,
   /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g,
+  // Alert channels' URLs, whose path is the credential: Slack and Discord webhooks, healthchecks pings.
+  /(?<=hooks\.slack\.com\/services\/|discord(app)?\.com\/api\/webhooks\/|hc-ping\.com\/)[^\s"']+/g,
   // A password in a URL's user info: https://user:password@host.
   /(?<=[a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]+(?=@)/gi,
 ];

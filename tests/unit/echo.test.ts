@@ -16,6 +16,14 @@ describe("the echo policy of config errors", () => {
     expect(withoutSecrets(`got "${value}"`)).not.toMatch(/[A-Za-z0-9]{12,}(?<!hidden)/);
   });
 
+  it.each([
+    ["https://hooks.slack.com/services/T0001/B0002/abcdefghijkl", "https://hooks.slack.com/services/"],
+    ["https://discord.com/api/webhooks/1234/abcdefghijkl", "https://discord.com/api/webhooks/"],
+    ["https://hc-ping.com/0b5c7e4e-1a2b-4c3d-9e8f-001122334455", "https://hc-ping.com/"],
+  ])("hides the credential of an alert channel's URL %s", (url, kept) => {
+    expect(withoutSecrets(url)).toBe(`${kept}${HIDDEN}`);
+  });
+
   it("hides the password of a URL and keeps the rest", () => {
     expect(withoutSecrets("https://bot:s3cr3t-pa55@registry.example.com/v2")).toBe(
       `https://bot:${HIDDEN}@registry.example.com/v2`,
