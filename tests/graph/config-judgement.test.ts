@@ -87,6 +87,16 @@ describe("keys nothing reads are named", () => {
     expect(message).not.toContain(JWT_SECRET_VALUE);
   });
 
+  it("refuses a key in no namespace near a known one, and an app secret left by a removed registry", async () => {
+    const config = withSecrets({}, { "secret:JWT_SECRET": "a-b", "secrets:GHCR_TOKEN": "t0ken-value-left-behind" });
+    const message = await configErrorOf("prod", config);
+    expect(message).toContain(
+      'secret:JWT_SECRET: unknown config namespace "secret" (did you mean secrets:JWT_SECRET?)',
+    );
+    expect(message).toContain("secrets:GHCR_TOKEN: no service (secrets), registry (passwordSecret)");
+    expect(message).not.toContain("t0ken-value-left-behind");
+  });
+
   it("accepts the providers' own namespaces", async () => {
     const config = withSecrets({}, { "hcloud:token": "x".repeat(64), "cloudflare:apiToken": "y".repeat(40) });
     await expect(runProgram("prod", config)).resolves.toBeDefined();
@@ -132,6 +142,27 @@ describe("variables the stack owns cannot be shadowed", () => {
     expect(message).toContain("POSTGRES_PASSWORD is set by the stack");
   });
 
+  it("refuses an app secret named like the stack's Redis password, its tunnel token or a Postgres variable", async () => {
+    const message = await configErrorOf(
+      "prod",
+      withChanges("prod", withApi({ secrets: ["JWT_SECRET", "REDIS_PASSWORD", "TUNNEL_TOKEN", "PGPASSWORD"] })),
+    );
+    for (const [i, name] of [
+      [1, "REDIS_PASSWORD"],
+      [2, "TUNNEL_TOKEN"],
+      [3, "PGPASSWORD"],
+    ])
+      expect(message).toContain(`webstack:services[0].secrets[${i}] (got "${name}"): ${name} is set by the stack`);
+    expect(message).not.toContain("secrets[0]");
+  });
+
+  it("refuses a routed service's PORT given as a secret", async () => {
+    const message = await configErrorOf("prod", withChanges("prod", withApi({ secrets: ["JWT_SECRET", "PORT"] })));
+    expect(message).toContain(
+      'webstack:services[0].secrets[1] (got "PORT"): PORT is set by the stack from the service\'s port (3000)',
+    );
+  });
+
   it("refuses a PORT that disagrees with the service's port", async () => {
     const message = await configErrorOf(
       "prod",
@@ -160,6 +191,24 @@ describe("list entries are unique as their tool compares them", () => {
     expect(message).toContain("webstack:sshAllowedCidrs[1]");
     expect(message).toContain("is the same network as entry [0]");
     expect(message).toContain('webstack:labels[2] (got "team=platform"): sets the same label key');
+  });
+
+  it("refuses the same recipient, extension, writer service or secret twice", async () => {
+    const prod = stackValues("prod");
+    const recipient = (prod.backupRecipients as string[])[0];
+    const message = await configErrorOf(
+      "prod",
+      withChanges("prod", {
+        backupRecipients: [recipient, recipient],
+        postgres: { extensions: ["postgis", "pg_trgm", "postgis"] },
+        uploads: { services: ["api", "api"] },
+        ...withApi({ secrets: ["JWT_SECRET", "JWT_SECRET"] }),
+      }),
+    );
+    expect(message).toContain("webstack:backupRecipients[1]");
+    expect(message).toContain('webstack:postgres.extensions[2] (got "postgis"): is the same extension as entry [0]');
+    expect(message).toContain('webstack:uploads.services[1] (got "api"): is the same service as entry [0]');
+    expect(message).toContain('webstack:services[0].secrets[1] (got "JWT_SECRET"): is the same secret as entry [0]');
   });
 });
 
